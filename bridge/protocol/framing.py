@@ -1,0 +1,317 @@
+"""Stream framing: COBS + 0x00 delimiter (serial, USB, ser2net) and raw packets (TCP).
+
+Sans-IO: feed bytes as they arrive, in any chunking, get packets out. Layout per
+CONDUYT-PROTOCOL.md §3.1 (COBS) and §3.2 (TCP). Both deframers bound their buffers, count
+every dropped frame by reason, and resynchronise after garbage (e.g. a sketch's
+`Serial.print` text or an ESP32 boot banner in front of a frame, quirk Q19).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Protocol
+
+from cobs import cobs
+
+from bridge.protocol.constants import OVERHEAD, PROTOCOL_VERSION
+from bridge.protocol.errors import (
+    BadMagicError,
+    CrcMismatchError,
+    OversizePacketError,
+    ProtocolError,
+    TruncatedPacketError,
+    VersionMismatchError,
+)
+from bridge.protocol.packet import Packet, decode_prefix
+
+DEFAULT_MAX_PAYLOAD = 2048
+"""Largest payload a deframer accepts by default (bytes): above every board's 512 (§6.5)."""
+
+
+class FrameErrorReason(StrEnum):
+    """Why a frame (or, on TCP, a candidate packet) was dropped."""
+
+    COBS = "cobs"
+    BAD_MAGIC = "bad_magic"
+    VERSION_MISMATCH = "version_mismatch"
+    TRUNCATED = "truncated"
+    CRC_MISMATCH = "crc_mismatch"
+    OVERSIZE = "oversize"
+
+
+@dataclass(frozen=True, slots=True)
+class FrameError:
+    """A dropped frame: the reason, a readable detail and (up to 64 of) the raw bytes."""
+
+    reason: FrameErrorReason
+    detail: str
+    raw: bytes = b""
+
+
+@dataclass(slots=True)
+class DeframerStats:
+    """Counters of a deframer since it was created (all in frames/packets unless noted)."""
+
+    packets: int = 0
+    empty_frames: int = 0
+    cobs_errors: int = 0
+    bad_magic: int = 0
+    version_mismatch: int = 0
+    truncated: int = 0
+    crc_errors: int = 0
+    oversize: int = 0
+    resyncs: int = 0
+    garbage_bytes: int = 0
+    """Bytes skipped in front of a good packet or thrown away with a bad frame."""
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped for any reason (empty frames are not errors and not counted)."""
+        return (
+            self.cobs_errors
+            + self.bad_magic
+            + self.version_mismatch
+            + self.truncated
+            + self.crc_errors
+            + self.oversize
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """All counters by name, plus `dropped`."""
+        out = {f.name: int(getattr(self, f.name)) for f in fields(self)}
+        out["dropped"] = self.dropped
+        return out
+
+
+_REASON_COUNTER = {
+    FrameErrorReason.COBS: "cobs_errors",
+    FrameErrorReason.BAD_MAGIC: "bad_magic",
+    FrameErrorReason.VERSION_MISMATCH: "version_mismatch",
+    FrameErrorReason.TRUNCATED: "truncated",
+    FrameErrorReason.CRC_MISMATCH: "crc_errors",
+    FrameErrorReason.OVERSIZE: "oversize",
+}
+
+
+def _classify(exc: Exception) -> FrameErrorReason:
+    if isinstance(exc, CrcMismatchError):
+        return FrameErrorReason.CRC_MISMATCH
+    if isinstance(exc, VersionMismatchError):
+        return FrameErrorReason.VERSION_MISMATCH
+    if isinstance(exc, BadMagicError):
+        return FrameErrorReason.BAD_MAGIC
+    if isinstance(exc, TruncatedPacketError):
+        return FrameErrorReason.TRUNCATED
+    if isinstance(exc, OversizePacketError):
+        return FrameErrorReason.OVERSIZE
+    return FrameErrorReason.COBS
+
+
+class Deframer(Protocol):
+    """What the transports need from a framing: bytes in, packets out, and the reverse."""
+
+    stats: DeframerStats
+
+    def feed(self, data: bytes | bytearray) -> list[Packet]:
+        """Packets completed by `data`, in order; dropped frames are only counted."""
+        ...
+
+    def feed_events(self, data: bytes | bytearray) -> list[Packet | FrameError]:
+        """Packets and dropped-frame reports completed by `data`, in stream order."""
+        ...
+
+    def frame(self, packet: bytes) -> bytes:
+        """Wire bytes that carry one encoded packet on this framing."""
+        ...
+
+
+def cobs_frame(packet: bytes) -> bytes:
+    """COBS-encode one encoded packet and append the `0x00` delimiter (§3.1)."""
+    return bytes(cobs.encode(packet)) + b"\x00"
+
+
+@dataclass(slots=True)
+class _Base:
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    stats: DeframerStats = field(default_factory=DeframerStats)
+
+    def feed(self, data: bytes | bytearray) -> list[Packet]:
+        return [e for e in self.feed_events(data) if isinstance(e, Packet)]
+
+    @abstractmethod
+    def feed_events(self, data: bytes | bytearray) -> list[Packet | FrameError]:
+        """Packets and dropped-frame reports completed by `data`, in stream order."""
+
+    def _drop(
+        self,
+        out: list[Packet | FrameError],
+        reason: FrameErrorReason,
+        detail: str,
+        raw: bytes | bytearray,
+    ) -> None:
+        counter = _REASON_COUNTER[reason]
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        out.append(FrameError(reason, detail, bytes(raw[:64])))
+
+
+@dataclass(slots=True)
+class CobsDeframer(_Base):
+    """COBS stream deframer: split on `0x00`, COBS-decode, wire-decode (§3.1).
+
+    Empty frames are skipped. A frame that fails is retried from each later position where
+    an encoded packet could start (a code byte followed by `43 44`), so text printed in
+    front of a frame costs only the text. A frame longer than the largest possible encoded
+    packet (`max_payload`, bytes) is discarded up to its delimiter, so a stream without
+    delimiters never grows the buffer past that bound.
+    """
+
+    _buf: bytearray = field(default_factory=bytearray)
+    _discarding: bool = False
+
+    @property
+    def max_frame(self) -> int:
+        """Largest encoded frame accepted, bytes (packet + COBS overhead)."""
+        size = self.max_payload + OVERHEAD
+        return size + size // 254 + 1
+
+    def frame(self, packet: bytes) -> bytes:
+        return cobs_frame(packet)
+
+    def feed_events(self, data: bytes | bytearray) -> list[Packet | FrameError]:
+        out: list[Packet | FrameError] = []
+        start = 0
+        limit = self.max_frame
+        while True:
+            idx = data.find(0, start)
+            if idx < 0:
+                rest = data[start:]
+                if self._discarding:
+                    self.stats.garbage_bytes += len(rest)
+                else:
+                    self._buf += rest
+                    if len(self._buf) > limit:
+                        self._overflow(out)
+                return out
+            chunk = data[start:idx]
+            start = idx + 1
+            if self._discarding:
+                self._discarding = False
+                self.stats.garbage_bytes += len(chunk)
+                continue
+            if self._buf:
+                self._buf += chunk
+                frame = bytes(self._buf)
+                self._buf.clear()
+            else:
+                frame = bytes(chunk)
+            if not frame:
+                self.stats.empty_frames += 1
+            elif len(frame) > limit:
+                self._drop(
+                    out,
+                    FrameErrorReason.OVERSIZE,
+                    f"frame of {len(frame)} bytes exceeds {limit} bytes",
+                    frame,
+                )
+                self.stats.garbage_bytes += len(frame)
+            else:
+                self._decode(frame, out)
+
+    def _overflow(self, out: list[Packet | FrameError]) -> None:
+        self._drop(
+            out, FrameErrorReason.OVERSIZE, f"no delimiter within {self.max_frame} bytes", self._buf
+        )
+        self.stats.garbage_bytes += len(self._buf)
+        self._buf.clear()
+        self._discarding = True
+
+    def _decode(self, frame: bytes, out: list[Packet | FrameError]) -> None:
+        try:
+            packet = self._decode_at(frame, 0)
+        except (cobs.DecodeError, ProtocolError) as first:
+            # Resync: garbage in front of a frame shifts it; the encoded packet starts with
+            # its code byte, then the magic "CD".
+            pos = frame.find(b"CD", 2)
+            while pos > 0:
+                try:
+                    packet = self._decode_at(frame, pos - 1)
+                except (cobs.DecodeError, ProtocolError):
+                    pos = frame.find(b"CD", pos + 1)
+                    continue
+                self.stats.resyncs += 1
+                self.stats.garbage_bytes += pos - 1
+                self.stats.packets += 1
+                out.append(packet)
+                return
+            self.stats.garbage_bytes += len(frame)
+            self._drop(out, _classify(first), str(first) or "COBS decode failed", frame)
+            return
+        self.stats.packets += 1
+        out.append(packet)
+
+    def _decode_at(self, frame: bytes, offset: int) -> Packet:
+        raw = cobs.decode(frame[offset:] if offset else frame)
+        packet, _ = decode_prefix(raw, self.max_payload)
+        return packet
+
+
+@dataclass(slots=True)
+class RawDeframer(_Base):
+    """Raw packet stream deframer for the Conduyt TCP transport (§3.2): no COBS, no prefix.
+
+    Scans for the magic `43 44`, waits for 8 + LEN bytes, verifies VER and CRC; on any
+    failure it skips one byte and rescans (the magic can occur inside payloads). LEN is
+    bounded by `max_payload` (bytes), so the buffer never holds more than one packet's worth.
+    """
+
+    _buf: bytearray = field(default_factory=bytearray)
+
+    def frame(self, packet: bytes) -> bytes:
+        return packet
+
+    def feed_events(self, data: bytes | bytearray) -> list[Packet | FrameError]:
+        out: list[Packet | FrameError] = []
+        buf = self._buf
+        buf += data
+        while True:
+            pos = buf.find(b"CD")
+            if pos < 0:
+                keep = 1 if buf[-1:] == b"C" else 0
+                self.stats.garbage_bytes += len(buf) - keep
+                del buf[: len(buf) - keep]
+                return out
+            if pos:
+                self.stats.garbage_bytes += pos
+                del buf[:pos]
+            if len(buf) < 7:
+                return out
+            if buf[2] != PROTOCOL_VERSION:
+                self._skip(
+                    out, FrameErrorReason.VERSION_MISMATCH, str(VersionMismatchError(buf[2]))
+                )
+                continue
+            length = buf[5] | (buf[6] << 8)
+            if length > self.max_payload:
+                self._skip(
+                    out,
+                    FrameErrorReason.OVERSIZE,
+                    str(OversizePacketError(length, self.max_payload)),
+                )
+                continue
+            if len(buf) < OVERHEAD + length:
+                return out
+            try:
+                packet, used = decode_prefix(buf, self.max_payload)
+            except ProtocolError as exc:
+                self._skip(out, _classify(exc), str(exc))
+                continue
+            del buf[:used]
+            self.stats.packets += 1
+            out.append(packet)
+
+    def _skip(self, out: list[Packet | FrameError], reason: FrameErrorReason, detail: str) -> None:
+        self._drop(out, reason, detail, self._buf[:OVERHEAD])
+        self.stats.garbage_bytes += 1
+        del self._buf[:1]
