@@ -1,0 +1,418 @@
+"""Checks of the deployment files in deploy/ (container, compose, Mosquitto, systemd, udev).
+
+Tools that may be missing (docker compose, systemd-analyze, mosquitto) make their
+tests skip with the reason; nothing here needs a Docker engine or a network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from mqtt_helpers import MosquittoProcess, Recorder, find_mosquitto, publish
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+COMPOSE = DEPLOY / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+UNIT = DEPLOY / "conduyt-bridge.service"
+MOSQUITTO_CONF = DEPLOY / "mosquitto" / "mosquitto.conf"
+ACL = DEPLOY / "mosquitto" / "acl"
+UDEV_RULES = DEPLOY / "99-conduyt.rules"
+CONTAINER_CONFIG = DEPLOY / "config" / "config.toml"
+
+# What docker compose interpolates from deploy/.env, which is not in git.
+COMPOSE_ENV = {
+    "CONDUYT_BRIDGE_MQTT__USERNAME": "conduyt-bridge",
+    "CONDUYT_BRIDGE_MQTT__PASSWORD": "test-password",
+}
+
+
+def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# docker compose
+# --------------------------------------------------------------------------------------
+
+
+def _compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker and _run([docker, "compose", "version"]).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone and _run([standalone, "version"]).returncode == 0:
+        return [standalone]
+    return None
+
+
+def test_compose_config_is_valid() -> None:
+    compose = _compose_command()
+    if compose is None:
+        pytest.skip("no docker client with the compose plugin (nor docker-compose) here")
+    env = {**os.environ, **COMPOSE_ENV}
+    result = _run([*compose, "-f", str(COMPOSE), "config", "-q"], env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_file_content() -> None:
+    yaml = pytest.importorskip("yaml")
+    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    services = doc["services"]
+    assert set(services) >= {"mosquitto", "conduyt-bridge"}
+
+    mosquitto = services["mosquitto"]
+    assert mosquitto["image"] == "eclipse-mosquitto:2"
+    assert mosquitto["restart"] == "unless-stopped"
+    assert "healthcheck" in mosquitto
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in mosquitto["volumes"]}
+    assert mounts["/mosquitto/config/mosquitto.conf"] == "./mosquitto/mosquitto.conf"
+    assert mounts["/mosquitto/config/acl"] == "./mosquitto/acl"
+    assert mounts["/mosquitto/config/passwd"] == "./mosquitto/passwd"
+    for target, source in mounts.items():
+        # the password file is created on the host (see mosquitto.conf); volumes are named
+        if source.startswith("./") and not target.endswith("/passwd"):
+            assert (DEPLOY / source).exists(), source
+
+    bridge = services["conduyt-bridge"]
+    assert bridge["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    context = (DEPLOY / bridge["build"]["context"]).resolve()
+    assert context == REPO
+    assert (context / bridge["build"]["dockerfile"]) == DOCKERFILE
+    assert bridge["restart"] == "unless-stopped"
+    assert "/dev/ttyUSB0:/dev/ttyUSB0" in bridge["devices"]
+    assert "dialout" in bridge["group_add"]
+    assert "./config:/config:ro" in bridge["volumes"]
+    assert bridge["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+    env = bridge["environment"]
+    assert env["CONDUYT_BRIDGE_MQTT__URL"] == "mqtt://mosquitto:1883"
+    assert "CONDUYT_BRIDGE_MQTT__USERNAME" in env["CONDUYT_BRIDGE_MQTT__USERNAME"]
+    assert "CONDUYT_BRIDGE_MQTT__PASSWORD" in env["CONDUYT_BRIDGE_MQTT__PASSWORD"]
+    assert CONTAINER_CONFIG.is_file()
+
+
+def test_env_example_names_the_compose_variables() -> None:
+    text = (DEPLOY / ".env.example").read_text(encoding="utf-8")
+    for name in COMPOSE_ENV:
+        assert re.search(rf"^{name}=", text, re.MULTILINE), name
+
+
+def test_container_config_example() -> None:
+    import tomllib
+
+    config = tomllib.loads(CONTAINER_CONFIG.read_text(encoding="utf-8"))
+    assert config["http"]["listen"] == "0.0.0.0:9105"
+    assert config["devices"][0]["port"] == "/dev/ttyUSB0"
+    assert config["mqtt"]["url"] == "mqtt://mosquitto:1883"
+    assert "password" not in config["mqtt"]  # comes from the environment
+
+
+# --------------------------------------------------------------------------------------
+# Dockerfile
+# --------------------------------------------------------------------------------------
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` pairs; continuation lines joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        keyword, _, args = current.partition(" ")
+        instructions.append((keyword.upper(), " ".join(args.split())))
+        current = ""
+    return instructions
+
+
+def _stages(instructions: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, args in instructions:
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword, args))
+    return stages
+
+
+def test_dockerfile() -> None:
+    instructions = _dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8"))
+    stages = _stages(instructions)
+    assert all(s[0][1].startswith("python:3.11-slim") for s in stages)
+    final = stages[-1]
+    kinds = [k for k, _ in final]
+
+    users = [args for k, args in final if k == "USER"]
+    assert users, "the final stage must switch to a non-root USER"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert users[-1] == "conduyt"
+    assert any("useradd" in args and "dialout" in args for k, args in final if k == "RUN")
+
+    health = [args for k, args in final if k == "HEALTHCHECK"]
+    assert len(health) == 1
+    assert '"--health"' in health[0] and '"/config/config.toml"' in health[0]
+    assert "CMD" in kinds
+    cmd = next(args for k, args in reversed(final) if k == "CMD")
+    assert cmd == '["conduyt-bridge", "--config", "/config/config.toml"]'
+
+    # Small image: no compiler or apt lists left in the final stage, no pip cache.
+    final_runs = " ".join(args for k, args in final if k == "RUN")
+    assert "gcc" not in final_runs and "build-essential" not in final_runs
+    for k, args in instructions:
+        if k == "RUN" and "pip install" in args:
+            assert "--no-cache-dir" in args
+        if k == "RUN" and "apt-get install" in args:
+            assert "rm -rf /var/lib/apt/lists/*" in args
+
+    # Everything COPYed from the build context exists and gets past the .dockerignore.
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    for k, args in instructions:
+        if k != "COPY" or args.startswith("--from"):
+            continue
+        *sources, _dest = shlex.split(args)
+        for source in sources:
+            if source != "README.md":  # required by pyproject.toml; written by the docs
+                assert (REPO / source).exists(), source
+            assert f"!{source.rstrip('/')}" in ignore, f"{source} excluded by .dockerignore"
+
+
+# --------------------------------------------------------------------------------------
+# systemd unit
+# --------------------------------------------------------------------------------------
+
+
+def _unit_settings(text: str) -> dict[str, list[str]]:
+    """``"Section.Key" -> [values]`` of a unit file (keys may repeat)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return settings
+
+
+def test_unit_settings() -> None:
+    s = _unit_settings(UNIT.read_text(encoding="utf-8"))
+    expected = {
+        "Service.DynamicUser": "yes",
+        "Service.SupplementaryGroups": "dialout",
+        "Service.ProtectSystem": "strict",
+        "Service.ProtectHome": "yes",
+        "Service.PrivateTmp": "yes",
+        "Service.NoNewPrivileges": "yes",
+        "Service.DevicePolicy": "closed",
+        "Service.ConfigurationDirectory": "conduyt-bridge",
+        "Service.Restart": "on-failure",
+        "Service.RestartSec": "5",
+        "Service.Environment": "PYTHONUNBUFFERED=1",
+        "Service.EnvironmentFile": "-/etc/conduyt-bridge/env",
+        "Service.ExecStart": (
+            "/usr/local/bin/conduyt-bridge --config /etc/conduyt-bridge/config.toml"
+        ),
+        "Unit.After": "network-online.target",
+        "Unit.Wants": "network-online.target",
+        "Install.WantedBy": "multi-user.target",
+    }
+    for key, value in expected.items():
+        assert value in s.get(key, []), f"{key}={value} missing"
+    allowed = s["Service.DeviceAllow"]
+    assert "char-ttyUSB rw" in allowed and "char-ttyACM rw" in allowed
+
+
+def _systemd_analyze() -> str:
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze not installed")
+    return tool
+
+
+@pytest.fixture
+def unit_copy(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at a binary that exists on every machine.
+
+    systemd-analyze verify checks that the ExecStart binary exists, and the bridge is
+    not installed at /usr/local/bin on a test machine.
+    """
+    text = UNIT.read_text(encoding="utf-8")
+    true = shutil.which("true") or "/bin/true"
+    patched, count = re.subn(
+        r"^ExecStart=/usr/local/bin/conduyt-bridge\b", f"ExecStart={true}", text, flags=re.M
+    )
+    assert count == 1
+    copy = tmp_path / UNIT.name
+    copy.write_text(patched, encoding="utf-8")
+    return copy
+
+
+def test_unit_verifies(unit_copy: Path) -> None:
+    tool = _systemd_analyze()
+    result = _run([tool, "verify", str(unit_copy)])
+    # Only complaints about our unit count; a container may add unrelated noise.
+    ours = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if UNIT.name in line or str(unit_copy) in line
+    ]
+    assert result.returncode == 0, result.stderr
+    assert ours == []
+
+
+def test_unit_exposure_is_low(unit_copy: Path) -> None:
+    tool = _systemd_analyze()
+    if "--offline" not in _run([tool, "--help"]).stdout:
+        pytest.skip("systemd-analyze too old for `security --offline`")
+    result = _run([tool, "security", "--offline=true", "--threshold=30", str(unit_copy)])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+
+
+# --------------------------------------------------------------------------------------
+# Mosquitto configuration and ACL
+# --------------------------------------------------------------------------------------
+
+
+def _conf_settings(text: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        settings.setdefault(key, []).append(value.strip())
+    return settings
+
+
+def _acl_rules(text: str) -> dict[str | None, set[tuple[str, str]]]:
+    """``user -> {(access, topic)}`` (``None``: rules before any ``user`` line)."""
+    rules: dict[str | None, set[tuple[str, str]]] = {}
+    user: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        if words[0] == "user":
+            user = words[1]
+            rules.setdefault(user, set())
+        elif words[0] == "topic":
+            access, topic = (words[1], words[2]) if len(words) == 3 else ("readwrite", words[1])
+            rules.setdefault(user, set()).add((access, topic))
+        else:
+            pytest.fail(f"unexpected ACL line: {line}")
+    return rules
+
+
+def test_mosquitto_conf() -> None:
+    s = _conf_settings(MOSQUITTO_CONF.read_text(encoding="utf-8"))
+    assert s["listener"] == ["1883"]
+    assert s["allow_anonymous"] == ["false"]
+    assert s["password_file"] == ["/mosquitto/config/passwd"]
+    assert s["acl_file"] == ["/mosquitto/config/acl"]
+    assert s["persistence"] == ["true"]
+    assert "mosquitto_passwd" in MOSQUITTO_CONF.read_text(encoding="utf-8")
+
+
+def test_acl_grants_exactly_the_bridge_topics() -> None:
+    rules = _acl_rules(ACL.read_text(encoding="utf-8"))
+    assert None not in rules, "no rules for anonymous clients"
+    expected = {("readwrite", "conduyt/#"), ("readwrite", "homeassistant/#")}
+    assert rules == {"conduyt-bridge": expected, "homeassistant": expected}
+
+
+@pytest.fixture
+def deploy_broker() -> Iterator[MosquittoProcess]:
+    """A local mosquitto running deploy/mosquitto's conf + acl with a real password file."""
+    binary = find_mosquitto()
+    passwd_tool = shutil.which("mosquitto_passwd")
+    if binary is None or passwd_tool is None:
+        pytest.skip("needs the mosquitto and mosquitto_passwd binaries")
+    process = MosquittoProcess(binary)
+    try:
+        tmp = process.tmpdir
+        shutil.copy(ACL, tmp / "acl")
+        passwd = tmp / "passwd"
+        for i, user in enumerate(("conduyt-bridge", "homeassistant")):
+            flags = ["-c", "-b"] if i == 0 else ["-b"]
+            result = _run([passwd_tool, *flags, str(passwd), user, f"pw-{user}"])
+            assert result.returncode == 0, result.stderr
+        conf = MOSQUITTO_CONF.read_text(encoding="utf-8")
+        conf = re.sub(
+            r"^listener 1883$", f"listener {process.port} {process.host}", conf, flags=re.M
+        )
+        conf = conf.replace("/mosquitto/config/", f"{tmp}/")
+        conf = conf.replace("/mosquitto/data/", f"{process.data_dir}/")
+        # Our log settings are appended by write_config; drop the file's own.
+        conf = re.sub(r"^log_(dest|type|timestamp_format) .*$", "", conf, flags=re.M)
+        assert "/mosquitto/" not in re.sub(r"#.*", "", conf)
+        process.write_config(conf)
+        process.start()
+        yield process
+    finally:
+        process.close()
+
+
+async def test_deploy_mosquitto_auth_and_acl(deploy_broker: MosquittoProcess) -> None:
+    broker = deploy_broker
+    with pytest.raises(aiomqtt.MqttError):  # anonymous refused
+        await publish(broker, "conduyt/x", "anon", timeout=3)
+    with pytest.raises(aiomqtt.MqttError):  # wrong password refused
+        await publish(broker, "conduyt/x", "bad", username="conduyt-bridge", password="no")
+
+    ha = {"username": "homeassistant", "password": "pw-homeassistant"}
+    bridge = {"username": "conduyt-bridge", "password": "pw-conduyt-bridge"}
+    async with Recorder(broker, "#", **ha) as rec:
+        await publish(broker, "secret/x", "denied", **bridge)
+        await publish(broker, "homeassistant/sensor/b/config", "{}", **bridge)
+        await publish(broker, "conduyt/b/status", "online", **bridge)
+        await rec.wait_for("conduyt/b/status", payload="online")
+        await rec.wait_for("homeassistant/sensor/b/config")
+        assert rec.messages("secret/#") == []
+    async with Recorder(broker, "conduyt/#", "homeassistant/#", **bridge) as rec:
+        await publish(broker, "conduyt/b/ds/setpoint/set", "21", **ha)
+        await publish(broker, "homeassistant/status", "online", **ha)
+        await rec.wait_for("conduyt/b/ds/setpoint/set", payload="21")
+        await rec.wait_for("homeassistant/status", payload="online")
+
+
+# --------------------------------------------------------------------------------------
+# udev rules
+# --------------------------------------------------------------------------------------
+
+_UDEV_PAIR = re.compile(r'^\s*([A-Z_]+(?:\{[^}]+\})?)\s*(==|!=|\+=|:=|=)\s*"([^"]*)"\s*$')
+
+
+def test_udev_rules() -> None:
+    vendors: set[str] = set()
+    for raw in UDEV_RULES.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        pairs = [_UDEV_PAIR.match(part) for part in line.split(",")]
+        assert all(pairs), f"unparsable udev rule: {line}"
+        keys = {m.group(1): (m.group(2), m.group(3)) for m in pairs if m}
+        if "SYMLINK" in keys:
+            assert keys["SYMLINK"][0] == "+="
+            assert keys["SYMLINK"][1].startswith("conduyt-")
+            assert keys.get("MODE") == ("=", "0660")
+            assert keys.get("GROUP") == ("=", "dialout")
+            vendors.add(keys["ENV{ID_VENDOR_ID}"][1])
+    assert vendors == {"2341", "1a86", "10c4", "303a"}
