@@ -1,0 +1,257 @@
+"""The Bridge: wiring of one MQTT connection and one supervised session per board.
+
+Nothing here speaks the protocol or MQTT itself; it builds the parts from the settings,
+routes command messages to their board, republishes retained state after every broker
+(re)connect, and shuts down cleanly (DESIGN.md §2, §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from bridge import __version__
+from bridge.board import BoardBridge, Command
+from bridge.config import DeviceConfig, Settings
+from bridge.device.session import DeviceSession
+from bridge.device.transports import (
+    ListenTransport,
+    SerialTransport,
+    SimTransport,
+    TcpListener,
+    Transport,
+)
+from bridge.mqtt.connection import MqttConnection, OutMessage
+from bridge.mqtt.payloads import dumps
+from bridge.mqtt.topics import BridgeTopics, parse_command_topic
+from bridge.protocol.commands import pin_subscribe
+from bridge.protocol.constants import PacketType, SubscribeMode
+
+log = structlog.stdlib.get_logger("bridge.app")
+
+Plugin = Callable[["Bridge"], None]
+"""Something that extends a Bridge once its boards exist (command kinds, discovery...)."""
+
+
+def make_transport(
+    device: DeviceConfig, listeners: dict[tuple[str, int], TcpListener]
+) -> Transport:
+    """The transport for a device's `port` (DESIGN.md §5)."""
+    kind = device.port_kind
+    if kind == "sim":
+        assert device.sim_profile is not None
+        return SimTransport(device.sim_profile)
+    if kind == "listen":
+        assert device.net_address is not None
+        listener = listeners.get(device.net_address)
+        if listener is None:
+            listener = TcpListener(
+                *device.net_address, hello_timeout_s=device.hello_timeout_ms / 1000 * 2
+            )
+            listeners[device.net_address] = listener
+        return ListenTransport(listener, device.mcu_id)
+    return SerialTransport(device.port, device.baudrate)
+
+
+class Bridge:
+    """The running daemon: boards, their sessions, and the MQTT connection."""
+
+    def __init__(self, settings: Settings, plugins: list[Plugin] | None = None) -> None:
+        self.settings = settings
+        self.topics = BridgeTopics(settings.bridge.base_topic)
+        self.started_at = time.time()
+        self.mqtt = MqttConnection(
+            settings.mqtt, self.topics.state, self._on_message, self._on_connect
+        )
+        self.listeners: dict[tuple[str, int], TcpListener] = {}
+        self.boards: dict[str, BoardBridge] = {}
+        self.sessions: dict[str, DeviceSession] = {}
+        self.connect_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.message_hooks: dict[str, Callable[[aiomqtt.Message], Awaitable[None]]] = {}
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._stopped = asyncio.Event()
+        for device in settings.devices:
+            self._add_board(device)
+        from bridge.plugins import default_plugins
+
+        for plugin in default_plugins() if plugins is None else plugins:
+            plugin(self)
+
+    def _add_board(self, device: DeviceConfig) -> None:
+        board = BoardBridge(
+            device,
+            self.topics.device(device.device_id),
+            self.mqtt,
+            payload_format=self.settings.mqtt.payload_format,
+        )
+        transport = make_transport(device, self.listeners)
+        session = DeviceSession(
+            device,
+            transport,
+            board,
+            handshake_hooks=[self._pin_subscriptions_hook(device), board.replay_retained],
+        )
+        board.session = session
+        board.change_hooks.append(self._inventory_changed)
+        board.offline_hooks.append(self._board_offline)
+        self.boards[board.dev] = board
+        self.sessions[board.dev] = session
+
+    @staticmethod
+    def _pin_subscriptions_hook(
+        device: DeviceConfig,
+    ) -> Callable[[DeviceSession], Awaitable[None]]:
+        async def hook(session: DeviceSession) -> None:
+            for sub in device.pins:
+                if sub.mode != "analog_poll":
+                    continue  # edge modes are polled by the bridge itself (pins plugin)
+                await session.request(
+                    PacketType.PIN_SUBSCRIBE,
+                    pin_subscribe(
+                        sub.pin, SubscribeMode.ANALOG_POLL, sub.interval_ms, sub.threshold
+                    ),
+                )
+
+        return hook
+
+    # ---- MQTT side ------------------------------------------------------------------------
+
+    async def _on_connect(self) -> None:
+        filters: list[str] = []
+        for board in self.boards.values():
+            filters += board.topics.command_filters()
+        await self.mqtt.subscribe(filters)
+        for board in self.boards.values():
+            board.publish_state()
+        self.publish_inventory()
+        for hook in self.connect_hooks:
+            await hook()
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        hook = self.message_hooks.get(topic)
+        if hook is not None:
+            await hook(message)
+            return
+        parsed = parse_command_topic(self.topics.base, topic)
+        if parsed is None:
+            log.debug("message on an unknown topic", topic=topic)
+            return
+        board = self.boards.get(parsed.dev)
+        if board is None:
+            log.debug("command for an unknown board", topic=topic)
+            return
+        payload = message.payload
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        board.submit(
+            Command(
+                topic=topic,
+                parsed=parsed,
+                payload=data,
+                retain=bool(message.retain),
+                response_topic=response_topic or None,
+                correlation_data=correlation,
+            )
+        )
+
+    def publish_inventory(self) -> None:
+        """Publish the retained `{base}/bridge/devices` inventory."""
+        inventory = [board.inventory_entry() for board in self.boards.values()]
+        self.mqtt.publish(self.topics.devices, dumps(inventory), qos=1, retain=True)
+
+    async def _inventory_changed(self, board: BoardBridge, *_: Any) -> None:
+        self.publish_inventory()
+
+    async def _board_offline(self, board: BoardBridge) -> None:
+        self.publish_inventory()
+
+    def health(self) -> dict[str, Any]:
+        """The health document of `{base}/bridge/health` and the HTTP endpoint."""
+        boards: dict[str, Any] = {}
+        for dev, session in self.sessions.items():
+            s = session.stats
+            p50 = s.latency_percentile(0.5)
+            p99 = s.latency_percentile(0.99)
+            boards[dev] = {
+                "state": str(session.state),
+                "packets_in": s.packets_in,
+                "packets_out": s.packets_out,
+                "frame_errors": s.frame_errors,
+                "crc_naks": s.crc_naks,
+                "naks": s.naks,
+                "timeouts": s.timeouts,
+                "reconnects": s.reconnects,
+                "latency_ms_p50": round(p50 * 1000, 2) if p50 is not None else None,
+                "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
+                "last_error": session.last_error,
+            }
+        return {
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "broker": {
+                "connected": self.mqtt.connected,
+                "reconnects": self.mqtt.reconnects,
+                "queue_depth": self.mqtt.queue_depth,
+                "dropped": self.mqtt.dropped,
+                "last_error": self.mqtt.last_error,
+            },
+            "boards": boards,
+        }
+
+    async def _health_loop(self) -> None:
+        while True:
+            self.mqtt.publish(self.topics.health, dumps(self.health()), qos=0)
+            await asyncio.sleep(self.settings.bridge.health_interval_s)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until `stop()` is called (or the task is cancelled), then shut down cleanly."""
+        log.info("conduyt-bridge starting", version=__version__, boards=list(self.boards))
+        for board in self.boards.values():
+            board.publish_state()  # `offline` until the first handshake
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for listener in self.listeners.values():
+                    await listener.start()
+                runner = tg.create_task(self.mqtt.run(), name="mqtt")
+                tasks = [runner, tg.create_task(self._health_loop(), name="health")]
+                for dev, session in self.sessions.items():
+                    tasks.append(tg.create_task(session.run(), name=f"session-{dev}"))
+                    tasks.append(
+                        tg.create_task(self.boards[dev].run_commands(), name=f"commands-{dev}")
+                    )
+                for job in self.background:
+                    tasks.append(tg.create_task(job()))
+                await self._stopped.wait()
+                await self._shutdown()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            for listener in self.listeners.values():
+                await listener.close()
+        log.info("conduyt-bridge stopped")
+
+    def stop(self) -> None:
+        """Ask `run()` to shut down (safe from a signal handler)."""
+        self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        final = [
+            OutMessage(board.topics.status, b"offline", 1, True) for board in self.boards.values()
+        ]
+        final.append(OutMessage(self.topics.state, b"offline", 1, True))
+        await self.mqtt.close(final)
+        for session in self.sessions.values():
+            session.close_link()
+        with contextlib.suppress(Exception):
+            await asyncio.sleep(0)

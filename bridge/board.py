@@ -1,0 +1,457 @@
+"""One board's MQTT face: availability, HELLO/meta, datastream state and commands.
+
+`BoardBridge` observes a `DeviceSession` (events, online/offline) and publishes through
+the shared `MqttConnection`; commands for the board arrive through `submit()` and run one
+at a time, in arrival order, on the board's own worker so a slow board never holds up
+another board or the MQTT reader (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from bridge.config import DeviceConfig
+from bridge.device.session import DeviceSession
+from bridge.errors import (
+    BridgeError,
+    CapabilityError,
+    DisconnectedError,
+    ForbiddenError,
+    PayloadError,
+)
+from bridge.mqtt.connection import MqttConnection, publish_properties
+from bridge.mqtt.payloads import (
+    PayloadFormat,
+    datastream_command_value,
+    dumps,
+    error_report,
+    format_state,
+    json_value,
+    parse_command_payload,
+)
+from bridge.mqtt.topics import (
+    CommandKind,
+    CommandTopic,
+    DeviceTopics,
+    datastream_slugs,
+    module_slugs,
+)
+from bridge.protocol.commands import ds_write, parse_ds_event, parse_pin_value
+from bridge.protocol.constants import DatastreamType, PacketType
+from bridge.protocol.errors import PayloadDecodeError, ValueDecodeError, ValueEncodeError
+from bridge.protocol.hello import DatastreamDescriptor, HelloResp
+from bridge.protocol.packet import Packet
+from bridge.protocol.values import (
+    DatastreamValue,
+    StringEncoding,
+    decode_value,
+    encode_value,
+    shortest_float32,
+)
+
+COMMAND_QUEUE_LIMIT = 256
+"""Commands waiting per board; more are refused with a `busy` error report."""
+
+RECENT_ERRORS = 20
+"""Error reports kept per board for the status page and health."""
+
+Handler = Callable[["BoardBridge", "Command"], Awaitable[dict[str, Any]]]
+"""A command handler: returns the success document (without `ok`) or raises BridgeError."""
+
+
+@dataclass(slots=True)
+class Command:
+    """A command message for one board, as received from MQTT."""
+
+    topic: str
+    parsed: CommandTopic
+    payload: bytes
+    retain: bool = False
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    received_at: float = field(default_factory=time.monotonic)
+
+    def transaction(self) -> Any:
+        """The `transaction` member of a JSON-object payload, if any (echoed in results)."""
+        try:
+            value = parse_command_payload(self.payload)
+        except BridgeError:
+            return None
+        return value.transaction
+
+
+class BoardBridge:
+    """Bridges one board: publishes its state and executes its commands.
+
+    Extra command kinds and event kinds (pins, modules, raw packets) plug in through
+    `handlers` and `event_hooks`.
+    """
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        topics: DeviceTopics,
+        mqtt: MqttConnection,
+        payload_format: PayloadFormat = "plain",
+        state_qos: int = 0,
+    ) -> None:
+        self.config = config
+        self.dev = config.device_id
+        self.topics = topics
+        self.mqtt = mqtt
+        self.payload_format = payload_format
+        self.state_qos = state_qos
+        self.session: DeviceSession | None = None
+        self.hello: HelloResp | None = None
+        self.ds_by_slug: dict[str, DatastreamDescriptor] = {}
+        self.slug_by_index: dict[int, str] = {}
+        self.values: dict[str, DatastreamValue] = {}
+        self.value_times: dict[str, str] = {}
+        self.replay: dict[str, DatastreamValue] = {}
+        self.errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
+        self.event_counts: dict[str, int] = {}
+        self.handlers: dict[CommandKind, Handler] = {CommandKind.DS_SET: handle_ds_set}
+        self.event_hooks: dict[int, Callable[[BoardBridge, Packet], None]] = {}
+        self.change_hooks: list[Callable[[BoardBridge, HelloResp, bool], Awaitable[None]]] = []
+        self.offline_hooks: list[Callable[[BoardBridge], Awaitable[None]]] = []
+        self.published_ds_topics: set[str] = set()
+        self._queue: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE_LIMIT)
+        self.log = structlog.stdlib.get_logger("bridge.board").bind(device=self.dev)
+
+    # ---- state ------------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """True while the board's session is online."""
+        return self.session is not None and self.session.online
+
+    @property
+    def state(self) -> str:
+        """`online`, `connecting` or `offline`."""
+        return str(self.session.state) if self.session is not None else "offline"
+
+    def require_session(self) -> DeviceSession:
+        """The session, if online. Raises DisconnectedError."""
+        if self.session is None or not self.session.online:
+            raise DisconnectedError(f"board '{self.dev}' is offline")
+        return self.session
+
+    def require_hello(self) -> HelloResp:
+        """The board's HELLO_RESP, if known. Raises DisconnectedError."""
+        if self.hello is None:
+            raise DisconnectedError(f"board '{self.dev}' has not completed a handshake yet")
+        return self.hello
+
+    # ---- SessionObserver ------------------------------------------------------------------
+
+    async def on_online(self, session: DeviceSession, hello: HelloResp, changed: bool) -> None:
+        """Publish availability, HELLO, meta and retained datastream topics for the board."""
+        old_topics = set(self.published_ds_topics)
+        self.hello = hello
+        self.ds_by_slug = datastream_slugs(hello.datastreams)
+        self.slug_by_index = {ds.index: slug for slug, ds in self.ds_by_slug.items()}
+        if changed:
+            self.log.warning("a different board or firmware is now on this port")
+            self.values.clear()
+            self.replay.clear()
+            keep = {self.topics.ds(slug) for slug in self.ds_by_slug}
+            for topic in old_topics - keep:
+                # Clear retained state of datastreams that no longer exist.
+                self.mqtt.publish(topic, b"", qos=1, retain=True)
+                self.published_ds_topics.discard(topic)
+        for hook in self.change_hooks:
+            await hook(self, hello, changed)
+        self.publish_state()
+
+    async def on_offline(self, session: DeviceSession, reason: str) -> None:
+        """Publish `offline` on the board's status topic at once."""
+        self.mqtt.publish(self.topics.status, b"offline", qos=1, retain=True)
+        for hook in self.offline_hooks:
+            with contextlib.suppress(Exception):
+                await hook(self)
+
+    def on_event(self, session: DeviceSession, packet: Packet) -> None:
+        """Route a board event to its publisher; unknown kinds are only counted."""
+        name = packet.type_name
+        self.event_counts[name] = self.event_counts.get(name, 0) + 1
+        try:
+            if packet.type == PacketType.DS_EVENT:
+                self._on_ds_event(packet)
+            elif packet.type == PacketType.PIN_EVENT:
+                pv = parse_pin_value(packet.payload)
+                self.mqtt.publish(
+                    self.topics.pin(pv.pin), str(pv.value).encode(), qos=self.state_qos
+                )
+            elif packet.type == PacketType.FATAL:
+                text = packet.payload.decode("utf-8", errors="replace")
+                self.log.error("board reported FATAL", text=text)
+            elif packet.type == PacketType.LOG:
+                text = packet.payload.decode("utf-8", errors="replace")
+                self.log.info("board log", text=text)
+        except (PayloadDecodeError, ValueDecodeError) as exc:
+            self.log.debug("malformed event", packet=repr(packet), error=str(exc))
+        hook = self.event_hooks.get(packet.type) or self.event_hooks.get(-1)
+        if hook is not None:
+            hook(self, packet)
+
+    def _on_ds_event(self, packet: Packet) -> None:
+        event = parse_ds_event(packet.payload)
+        slug = self.slug_by_index.get(event.index)
+        if slug is None:
+            self.log.debug("DS_EVENT for an undeclared datastream", index=event.index)
+            return
+        ds = self.ds_by_slug[slug]
+        value = decode_value(ds, event.raw)
+        self.set_value(slug, ds, value)
+
+    def set_value(self, slug: str, ds: DatastreamDescriptor, value: DatastreamValue) -> None:
+        """Record and publish a datastream's value (retained iff the datastream says so)."""
+        self.values[slug] = value
+        topic = self.topics.ds(slug)
+        payload = format_state(value, self.payload_format, ds.unit)
+        self.mqtt.publish(
+            topic, payload, qos=self.state_qos if not ds.retain else 1, retain=ds.retain
+        )
+        if ds.retain:
+            self.published_ds_topics.add(topic)
+
+    # ---- republishing -----------------------------------------------------------------------
+
+    def publish_state(self) -> None:
+        """(Re)publish every retained topic of this board: status, hello, meta, values."""
+        online = self.online
+        self.mqtt.publish(
+            self.topics.status, b"online" if online else b"offline", qos=1, retain=True
+        )
+        if self.hello is None or self.session is None:
+            return
+        if self.session.hello_packet is not None:
+            self.mqtt.publish(self.topics.hello, self.session.hello_packet, qos=1, retain=True)
+        self.mqtt.publish(self.topics.meta, dumps(self.meta()), qos=1, retain=True)
+        for slug, value in self.values.items():
+            ds = self.ds_by_slug.get(slug)
+            if ds is not None and ds.retain:
+                self.set_value(slug, ds, value)
+
+    def meta(self) -> dict[str, Any]:
+        """JSON capability summary of the board (`{base}/{dev}/meta`)."""
+        hello = self.hello
+        if hello is None:
+            return {"id": self.dev, "port": self.config.port, "state": self.state}
+        return {
+            "id": self.dev,
+            "port": self.config.port,
+            "firmware": {"name": hello.firmware_name, "version": hello.version_string},
+            "mcu_id": hello.mcu_id_hex,
+            "ota_capable": hello.ota_capable,
+            "max_payload": hello.max_payload,
+            "i2c_buses": hello.i2c_buses,
+            "spi_buses": hello.spi_buses,
+            "uart_count": hello.uart_count,
+            "pins": [
+                {
+                    "pin": p.pin,
+                    "capabilities": list(p.capability_names),
+                    "modes": [m.name.lower() for m in p.modes],
+                }
+                for p in hello.pins
+            ],
+            "modules": [
+                {
+                    "id": m.module_id,
+                    "name": m.name,
+                    "topic": f"{self.topics.prefix}/module/{slug}",
+                    "version": f"{m.version[0]}.{m.version[1]}",
+                    "pins": list(m.pins),
+                }
+                for slug, m in module_slugs(hello.modules).items()
+            ],
+            "datastreams": [self.datastream_info(slug, ds) for slug, ds in self.ds_by_slug.items()],
+            "problems": list(hello.problems),
+        }
+
+    def datastream_info(self, slug: str, ds: DatastreamDescriptor) -> dict[str, Any]:
+        """One datastream for meta/inventory: name, type, unit, flags and topics."""
+        known = ds.known_type
+        info: dict[str, Any] = {
+            "index": ds.index,
+            "name": ds.name,
+            "type": known.name.lower() if known else int(ds.type),
+            "unit": ds.unit,
+            "writable": ds.writable,
+            "retain": ds.retain,
+            "topic": self.topics.ds(slug),
+        }
+        if ds.writable:
+            info["set_topic"] = self.topics.ds_set(slug)
+        return info
+
+    def inventory_entry(self) -> dict[str, Any]:
+        """This board's entry in `{base}/bridge/devices`."""
+        hello = self.hello
+        return {
+            "id": self.dev,
+            "port": self.config.port,
+            "state": self.state,
+            "firmware": (
+                {"name": hello.firmware_name, "version": hello.version_string} if hello else None
+            ),
+            "mcu_id": hello.mcu_id_hex if hello else None,
+            "datastreams": [self.datastream_info(slug, ds) for slug, ds in self.ds_by_slug.items()],
+            "modules": [m.name for m in hello.modules] if hello else [],
+            "pin_count": hello.pin_count if hello else 0,
+            "read_only": self.config.read_only,
+        }
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def submit(self, command: Command) -> None:
+        """Queue a command for this board's worker; refuses at once when the queue is full."""
+        try:
+            self._queue.put_nowait(command)
+        except asyncio.QueueFull:
+            self.report(
+                command,
+                CapabilityError(
+                    f"board '{self.dev}' has {COMMAND_QUEUE_LIMIT} commands waiting; try later",
+                    "BUSY",
+                ),
+            )
+
+    async def run_commands(self) -> None:
+        """The board's command worker: executes queued commands in order, forever."""
+        while True:
+            command = await self._queue.get()
+            await self.execute(command)
+
+    async def execute(self, command: Command) -> None:
+        """Execute one command and publish its outcome (result or error report)."""
+        started = time.monotonic()
+        try:
+            if command.retain:
+                raise ForbiddenError(
+                    "retained command ignored: commands must not be published with the "
+                    "retain flag (a stale retained command would re-run on every restart)",
+                    "RETAINED_COMMAND",
+                )
+            if self.config.read_only:
+                raise ForbiddenError(
+                    f"board '{self.dev}' is configured read_only: commands are refused",
+                    "READ_ONLY",
+                )
+            handler = self.handlers.get(command.parsed.kind)
+            if handler is None:
+                raise ForbiddenError(
+                    f"{command.parsed.kind} commands are not enabled for board '{self.dev}'",
+                    "NOT_ENABLED",
+                )
+            result = await handler(self, command)
+        except BridgeError as exc:
+            self.report(command, exc)
+            return
+        except Exception as exc:  # a handler bug must not kill the board's worker
+            self.log.exception("command handler failed", topic=command.topic)
+            self.report(command, PayloadError(f"internal error: {exc}", "INTERNAL"))
+            return
+        self.log.debug(
+            "command done", topic=command.topic, ms=round((time.monotonic() - started) * 1000, 1)
+        )
+        self.respond(command, {"ok": True, **result})
+
+    def respond(self, command: Command, doc: dict[str, Any]) -> None:
+        """Answer on the MQTT 5 Response Topic (with Correlation Data), if one was given."""
+        transaction = command.transaction()
+        if transaction is not None:
+            doc = {**doc, "transaction": transaction}
+        if command.response_topic:
+            props = publish_properties(command.correlation_data)
+            self.mqtt.publish(
+                command.response_topic, dumps(doc), qos=1, properties=props, coalesce=False
+            )
+
+    def report(self, command: Command, error: BridgeError) -> None:
+        """Publish the error report on `{dev}/error` and on the response topic, if any."""
+        doc = error_report(command.topic, error, command.transaction())
+        self.errors.append({**doc, "ts": time.time()})
+        self.log.info("command refused", topic=command.topic, error=error.kind, reason=str(error))
+        self.mqtt.publish(self.topics.error, dumps(doc), qos=1, coalesce=False)
+        if command.response_topic:
+            props = publish_properties(command.correlation_data)
+            self.mqtt.publish(
+                command.response_topic,
+                dumps({"ok": False, **doc}),
+                qos=1,
+                properties=props,
+                coalesce=False,
+            )
+
+    async def replay_retained(self, session: DeviceSession) -> None:
+        """Handshake hook: write the last value written through the bridge to each writable
+        retained datastream again (the firmware stores nothing, protocol doc #13)."""
+        hello = session.hello
+        if hello is None:
+            return
+        slugs = datastream_slugs(hello.datastreams)
+        for slug, value in list(self.replay.items()):
+            ds = slugs.get(slug)
+            if ds is None or not ds.writable or not ds.retain:
+                self.replay.pop(slug, None)
+                continue
+            try:
+                raw = encode_value(ds, value, StringEncoding(self.config.string_encoding))
+                await session.request(PacketType.DS_WRITE, ds_write(ds.index, raw))
+            except (BridgeError, ValueEncodeError) as exc:
+                self.log.warning("replay failed", datastream=ds.name, error=str(exc))
+                continue
+            self.values[slug] = value
+            self.log.info("replayed retained value", datastream=ds.name, value=json_value(value))
+
+
+async def handle_ds_set(board: BoardBridge, command: Command) -> dict[str, Any]:
+    """`{base}/{dev}/ds/{slug}/set`: validate, send DS_WRITE, publish the new state on ACK.
+
+    Raises CapabilityError (unknown or read-only datastream, value out of the type's
+    range), PayloadError (payload does not parse as the datastream's type),
+    DisconnectedError, DeviceTimeoutError, NakError.
+    """
+    board.require_hello()
+    slug = command.parsed.target
+    ds = board.ds_by_slug.get(slug)
+    if ds is None:
+        known = ", ".join(sorted(board.ds_by_slug)) or "none"
+        raise CapabilityError(
+            f"datastream '{slug}' does not exist on board '{board.dev}' (datastreams: {known})",
+            "UNKNOWN_DATASTREAM",
+        )
+    if not ds.writable:
+        raise CapabilityError(f"datastream '{ds.name}' is read-only", "DATASTREAM_READONLY")
+    value = datastream_command_value(command.payload, ds).value
+    try:
+        raw = encode_value(ds, value, StringEncoding(board.config.string_encoding))
+    except ValueEncodeError as exc:
+        raise CapabilityError(str(exc), "OUT_OF_RANGE") from None
+    payload = ds_write(ds.index, raw)
+    session = board.require_session()
+    if len(payload) > session.max_command_payload:
+        raise CapabilityError(
+            f"value of datastream '{ds.name}' needs {len(payload)} bytes; board "
+            f"'{board.dev}' accepts {session.max_command_payload}",
+            "PAYLOAD_TOO_LARGE",
+        )
+    await session.request(PacketType.DS_WRITE, payload)
+    if ds.known_type is DatastreamType.FLOAT32:
+        value = shortest_float32(float(value))
+    elif isinstance(value, float) and ds.known_type is not None and ds.known_type.is_integer:
+        value = int(value)
+    board.set_value(slug, ds, value)
+    if ds.retain:
+        board.replay[slug] = value
+    return {"value": json_value(value)}

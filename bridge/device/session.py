@@ -1,0 +1,409 @@
+"""DeviceSession: one board's link, handshake, sequence numbers, requests and events.
+
+Behaviour per DESIGN.md §4 and CONDUYT-PROTOCOL.md §1.6, §3.5, §7:
+HELLO (retried with backoff, auto-reset boards reboot when the port opens), RESET and
+STREAM_STOP to clear a previous host's leftovers, then the handshake hooks (pin
+subscriptions, replay of retained writable datastreams). Sequence numbers 1..255, never
+0 (events and CRC-NAKs carry 0) and never one still in flight. A NAK CRC_MISMATCH with
+seq 0 makes the oldest pending command be sent again. A keepalive PING declares the link
+lost after N unanswered tries. The link is reopened forever with capped exponential
+backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import structlog
+
+from bridge.config import DeviceConfig
+from bridge.device.link import Link
+from bridge.device.transports import Transport
+from bridge.errors import (
+    BridgeError,
+    CapabilityError,
+    DeviceTimeoutError,
+    DisconnectedError,
+    NakError,
+)
+from bridge.protocol.commands import parse_nak
+from bridge.protocol.constants import RESPONSE_TYPES, ErrorCode, PacketType, type_name
+from bridge.protocol.errors import HelloParseError
+from bridge.protocol.framing import FrameError
+from bridge.protocol.hello import HelloResp, parse_hello
+from bridge.protocol.packet import Packet, encode_packet
+
+HELLO_ATTEMPTS = 6
+"""HELLO tries per opened link before it is closed and reopened (§3.5: boards that reset
+on open need a few seconds)."""
+
+LATENCY_WINDOW = 1024
+"""Command latencies kept for percentiles."""
+
+
+class SessionState(StrEnum):
+    """Where a board's session stands."""
+
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class SessionObserver(Protocol):
+    """What the bridge is told about a board (all calls happen on the event loop)."""
+
+    async def on_online(self, session: DeviceSession, hello: HelloResp, changed: bool) -> None:
+        """Handshake done; `changed` is True if another board/firmware now sits on the port."""
+        ...
+
+    async def on_offline(self, session: DeviceSession, reason: str) -> None:
+        """The link was lost (it is being reopened)."""
+        ...
+
+    def on_event(self, session: DeviceSession, packet: Packet) -> None:
+        """An event (DS_EVENT, PIN_EVENT, MOD_EVENT, STREAM_DATA, LOG, FATAL, or a reply
+        nobody waits for). Must not block."""
+        ...
+
+
+@dataclass
+class SessionStats:
+    """Counters of one board since the bridge started."""
+
+    packets_in: int = 0
+    packets_out: int = 0
+    frame_errors: int = 0
+    crc_naks: int = 0
+    retransmits: int = 0
+    naks: int = 0
+    timeouts: int = 0
+    reconnects: int = 0
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    latency_observers: list[Callable[[float], None]] = field(default_factory=list)
+    """Called with every command latency, seconds (e.g. a Prometheus histogram: the
+    window above cannot give cumulative buckets)."""
+
+    def record_latency(self, seconds: float) -> None:
+        """Note one command's latency (seconds) in the window and tell the observers."""
+        self.latencies_s.append(seconds)
+        for observer in self.latency_observers:
+            observer(seconds)
+
+    def latency_percentile(self, q: float) -> float | None:
+        """The q-quantile (0..1) of recent command latencies in seconds, None if none yet."""
+        if not self.latencies_s:
+            return None
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Packet]
+    wire: bytes
+    request: str
+    sent_at: float
+    retransmitted: bool = False
+
+
+HandshakeHook = Callable[["DeviceSession"], Awaitable[None]]
+
+
+class DeviceSession:
+    """Owns one board: its transport, sequence-number space and pending-request table."""
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        transport: Transport,
+        observer: SessionObserver,
+        handshake_hooks: Sequence[HandshakeHook] = (),
+    ) -> None:
+        self.config = config
+        self.device_id = config.device_id
+        self.transport = transport
+        self.observer = observer
+        self.handshake_hooks = list(handshake_hooks)
+        self.state = SessionState.CONNECTING
+        self.hello: HelloResp | None = None
+        self.hello_packet: bytes | None = None
+        self.stats = SessionStats()
+        self.last_error: str | None = None
+        self.online_since: float | None = None
+        self._link: Link | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._seq = 0
+        self._window = asyncio.Semaphore(1)
+        self._last_rx = 0.0
+        self._identity: tuple[object, ...] | None = None
+        self.log = structlog.stdlib.get_logger("bridge.device").bind(device=self.device_id)
+
+    # ---- public API -------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """True between a completed handshake and the loss of the link."""
+        return self.state is SessionState.ONLINE
+
+    @property
+    def max_command_payload(self) -> int:
+        """Largest command payload the board can receive, bytes (CONDUYT-PROTOCOL.md §1.5).
+
+        On COBS links the encoded frame must fit the board's M + 8 byte buffer, so the safe
+        rule P <= M - 4 applies; raw links take M.
+        """
+        if self.hello is None or self.hello.max_payload == 0:
+            return 0xFFFF
+        m = self.hello.max_payload
+        stop_and_wait = self._link is not None and self._link.stop_and_wait
+        return m if stop_and_wait else max(0, m - 4)
+
+    async def request(
+        self, type_: int, payload: bytes = b"", timeout_s: float | None = None
+    ) -> Packet:
+        """Send a command and wait for its reply (matched by sequence number).
+
+        Returns the reply packet (ACK, PONG, HELLO_RESP, PIN_READ_RESP, MOD_RESP, ...).
+        Raises DisconnectedError (no link, or lost while waiting), DeviceTimeoutError,
+        NakError (the board answered NAK), CapabilityError (payload over the board's limit).
+        """
+        link = self._link
+        if link is None or link.closed:
+            raise DisconnectedError(f"{self.device_id} is offline")
+        name = type_name(type_)
+        limit = self.max_command_payload
+        if len(payload) > limit:
+            raise CapabilityError(
+                f"{name} payload of {len(payload)} bytes exceeds this board's limit of "
+                f"{limit} bytes",
+                "PAYLOAD_TOO_LARGE",
+            )
+        timeout = timeout_s if timeout_s is not None else self.config.command_timeout_ms / 1000
+        async with self._window:
+            if link is not self._link or link.closed:
+                raise DisconnectedError(f"{self.device_id} went offline")
+            seq = self._next_seq()
+            wire = encode_packet(type_, seq, payload)
+            future: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
+            started = time.monotonic()
+            self._pending[seq] = _Pending(future, wire, name, started)
+            try:
+                await link.send(wire)
+                self.stats.packets_out += 1
+                reply = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                self.stats.timeouts += 1
+                raise DeviceTimeoutError(name, timeout) from None
+            finally:
+                self._pending.pop(seq, None)
+        if reply.type == PacketType.NAK:
+            self.stats.naks += 1
+            raise NakError(parse_nak(reply.payload), name)
+        self.stats.record_latency(time.monotonic() - started)
+        return reply
+
+    async def run(self) -> None:
+        """Keep the board connected forever (until cancelled)."""
+        cfg = self.config
+        backoff = cfg.reconnect_min_s
+        first = True
+        while True:
+            if not first:
+                self.stats.reconnects += 1
+            first = False
+            try:
+                link = await self.transport.open()
+            except Exception as exc:  # any open failure: unplugged, busy, refused, bad URL
+                self._note_error(f"cannot open {self.transport.description}: {exc}")
+                self.log.warning(
+                    "cannot open board",
+                    port=self.transport.description,
+                    error=str(exc),
+                    retry_in_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, cfg.reconnect_max_s)
+                continue
+            reason = await self._serve(link)
+            if self.online_since is not None and time.monotonic() - self.online_since > 10:
+                backoff = cfg.reconnect_min_s
+            was_online = self.state is SessionState.ONLINE
+            self.state = SessionState.OFFLINE
+            self.online_since = None
+            self._note_error(reason)
+            if was_online:
+                self.log.warning("board offline", reason=reason)
+                with contextlib.suppress(Exception):
+                    await self.observer.on_offline(self, reason)
+            else:
+                self.log.info("handshake failed", reason=reason, retry_in_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, cfg.reconnect_max_s)
+
+    def close_link(self) -> None:
+        """Drop the current link (e.g. on shutdown); `run` notices and reconnects."""
+        if self._link is not None:
+            task = asyncio.get_running_loop().create_task(self._link.close())
+            task.add_done_callback(lambda _t: None)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _note_error(self, message: str) -> None:
+        self.last_error = message
+
+    def _next_seq(self) -> int:
+        for _ in range(255):
+            self._seq = self._seq % 255 + 1
+            if self._seq not in self._pending:
+                return self._seq
+        raise DisconnectedError("no free sequence number: 255 commands in flight")
+
+    async def _serve(self, link: Link) -> str:
+        """Run one opened link until it is lost; returns the reason."""
+        self._link = link
+        self._window = asyncio.Semaphore(1 if link.stop_and_wait else 4)
+        self.state = SessionState.CONNECTING
+        self._last_rx = time.monotonic()
+        reader = asyncio.create_task(self._read_loop(link), name=f"read-{self.device_id}")
+        keepalive: asyncio.Task[None] | None = None
+        try:
+            await self._handshake(link, reader)
+            keepalive = asyncio.create_task(self._keepalive(link), name=f"ka-{self.device_id}")
+            done, _ = await asyncio.wait({reader, keepalive}, return_when=asyncio.FIRST_COMPLETED)
+            exc = next(iter(done)).exception()
+            return str(exc) if exc else "link closed"
+        except BridgeError as exc:
+            return str(exc)
+        finally:
+            for task in (reader, keepalive):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+            self._link = None
+            self._fail_pending(DisconnectedError(f"{self.device_id} went offline"))
+            await link.close()
+
+    async def _handshake(self, link: Link, reader: asyncio.Task[None]) -> None:
+        hello_packet: Packet | None = None
+        timeout = self.config.hello_timeout_ms / 1000
+        for attempt in range(HELLO_ATTEMPTS):
+            if reader.done():
+                raise DisconnectedError(f"link lost during handshake: {reader.exception()}")
+            try:
+                hello_packet = await self.request(PacketType.HELLO, b"", timeout)
+                break
+            except DeviceTimeoutError:
+                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        if hello_packet is None or hello_packet.type != PacketType.HELLO_RESP:
+            raise DisconnectedError(f"no HELLO_RESP after {HELLO_ATTEMPTS} attempts")
+        try:
+            hello = parse_hello(hello_packet.payload)
+        except HelloParseError as exc:
+            raise DisconnectedError(f"unusable HELLO_RESP: {exc}") from exc
+        if hello.problems:
+            self.log.warning("HELLO_RESP is truncated or corrupted", problems=list(hello.problems))
+        self.hello = hello
+        self.hello_packet = hello_packet.encode()
+        changed = self._identity is not None and self._identity != hello.identity()
+        self._identity = hello.identity()
+        # Clear what a previous host left behind (subscription slots leak, Q6; RESET does
+        # not stop streams, Q16).
+        await self.request(PacketType.RESET)
+        await self.request(PacketType.STREAM_STOP)
+        for hook in self.handshake_hooks:
+            try:
+                await hook(self)
+            except (NakError, DeviceTimeoutError, CapabilityError) as exc:
+                self.log.warning("handshake step failed", error=str(exc))
+        self.state = SessionState.ONLINE
+        self.online_since = time.monotonic()
+        self.log.info(
+            "board online",
+            firmware=hello.firmware_name,
+            version=hello.version_string,
+            mcu_id=hello.mcu_id_hex,
+            pins=hello.pin_count,
+            datastreams=len(hello.datastreams),
+            changed=changed,
+        )
+        await self.observer.on_online(self, hello, changed)
+
+    async def _read_loop(self, link: Link) -> None:
+        while True:
+            for item in await link.receive():
+                if isinstance(item, FrameError):
+                    self.stats.frame_errors += 1
+                    self.log.debug("frame dropped", reason=str(item.reason), detail=item.detail)
+                    continue
+                self._last_rx = time.monotonic()
+                self.stats.packets_in += 1
+                self._dispatch(item)
+
+    def _dispatch(self, packet: Packet) -> None:
+        if (
+            packet.type == PacketType.NAK
+            and packet.seq == 0
+            and parse_nak(packet.payload) == ErrorCode.CRC_MISMATCH
+        ):
+            self.stats.crc_naks += 1
+            self._retransmit_oldest()
+            return
+        if packet.type in RESPONSE_TYPES and packet.seq != 0:
+            pending = self._pending.get(packet.seq)
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(packet)
+                return
+        try:
+            self.observer.on_event(self, packet)
+        except Exception:  # an observer bug must not kill the board's read loop
+            self.log.exception("event handler failed", packet=repr(packet))
+
+    def _retransmit_oldest(self) -> None:
+        # The board NAKs a corrupted frame with seq 0, not the command's: resend the oldest
+        # outstanding command once (§4.1); a second corruption ends in a timeout.
+        waiting = [p for p in self._pending.values() if not p.retransmitted]
+        if not waiting or self._link is None:
+            return
+        oldest = min(waiting, key=lambda p: p.sent_at)
+        oldest.retransmitted = True
+        self.stats.retransmits += 1
+        link = self._link
+        task = asyncio.get_running_loop().create_task(link.send(oldest.wire))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _keepalive(self, link: Link) -> None:
+        interval = self.config.keepalive_s
+        if interval <= 0:
+            await asyncio.Event().wait()
+        misses = 0
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self._last_rx < interval:
+                misses = 0
+                continue
+            try:
+                await self.request(PacketType.PING)
+                misses = 0
+            except NakError:
+                misses = 0
+            except DeviceTimeoutError:
+                misses += 1
+                self.log.info("keepalive PING unanswered", misses=misses)
+                if misses >= self.config.keepalive_misses:
+                    raise DisconnectedError(
+                        f"board stopped answering: {misses} keepalive PINGs unanswered"
+                    ) from None
+
+    def _fail_pending(self, error: BridgeError) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(error)
+        self._pending.clear()

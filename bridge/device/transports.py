@@ -1,0 +1,203 @@
+"""Ways to reach a board, each opening a `Link` (DESIGN.md §1, §5 `port`).
+
+- serial device paths, `socket://host:port` and `rfc2217://host:port` through serialx,
+  COBS-framed (CONDUYT-PROTOCOL.md §3.1);
+- `listen://host:port`: boards running the Conduyt TCP transport connect in (§3.2: the
+  board is the TCP client), raw packets, stop-and-wait; several boards may share one
+  listener and are told apart by the mcu_id in their HELLO_RESP;
+- `sim://profile`: a simulated board in-process, over a real socket pair, COBS-framed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import structlog
+
+from bridge.device.link import Link
+from bridge.errors import DisconnectedError
+from bridge.protocol.constants import PacketType
+from bridge.protocol.framing import CobsDeframer, RawDeframer
+from bridge.protocol.hello import parse_hello
+from bridge.protocol.packet import Packet, encode_packet
+
+log = structlog.stdlib.get_logger("bridge.device")
+
+
+class Transport(Protocol):
+    """Something that can (re)open a link to one board."""
+
+    @property
+    def description(self) -> str:
+        """Where the board is, for logs (never contains a secret)."""
+        ...
+
+    async def open(self) -> Link:
+        """Open the link. Raises OSError, DisconnectedError or a serialx error on failure."""
+        ...
+
+
+@dataclass
+class SerialTransport:
+    """A serial port (device path, `socket://`, `rfc2217://`) opened with serialx.
+
+    serialx locks the port exclusively and asserts DTR on open, which USB-CDC boards need
+    before they report "connected" (CONDUYT-PROTOCOL.md §3.5).
+    """
+
+    url: str
+    baudrate: int = 115200
+
+    @property
+    def description(self) -> str:
+        return self.url
+
+    async def open(self) -> Link:
+        import serialx
+
+        reader, writer = await serialx.open_serial_connection(self.url, self.baudrate)
+        return Link(reader, writer, CobsDeframer(), self.url)
+
+
+@dataclass
+class SimTransport:
+    """A simulated board (`sim://<profile>`) served in-process over a socket pair.
+
+    The board object survives reconnects, like a real board stays plugged in; tests reach
+    it through `board`.
+    """
+
+    profile: str
+    push_interval_s: float | None = None
+    board: object = field(init=False)
+
+    def __post_init__(self) -> None:
+        from bridge.simulator.board import SimulatedBoard
+        from bridge.simulator.profiles import get_profile, with_push_interval
+
+        profile = get_profile(self.profile)
+        if self.push_interval_s is not None:
+            profile = with_push_interval(profile, self.push_interval_s)
+        self.board = SimulatedBoard(profile)
+
+    @property
+    def description(self) -> str:
+        return f"sim://{self.profile}"
+
+    async def open(self) -> Link:
+        from bridge.simulator.board import SimulatedBoard
+        from bridge.simulator.runner import open_in_process
+
+        assert isinstance(self.board, SimulatedBoard)
+        reader, writer, runner = await open_in_process(self.board)
+        return Link(reader, writer, CobsDeframer(), self.description, on_close=runner.close)
+
+
+class TcpListener:
+    """One listening socket for boards with the Conduyt TCP transport (they connect in).
+
+    With one registered board and no mcu_id, every connection goes to it. Otherwise each
+    connection is asked for HELLO first and handed to the board whose configured mcu_id
+    matches; unmatched connections are closed and logged.
+    """
+
+    def __init__(self, host: str, port: int, hello_timeout_s: float = 2.0) -> None:
+        self.host = host
+        self.port = port
+        self.hello_timeout_s = hello_timeout_s
+        self._queues: dict[str | None, asyncio.Queue[Link]] = {}
+        self._server: asyncio.Server | None = None
+
+    @property
+    def bound_port(self) -> int:
+        """The port actually bound (differs from `port` when 0 was asked)."""
+        if self._server is None or not self._server.sockets:
+            return self.port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def register(self, mcu_id: str | None) -> asyncio.Queue[Link]:
+        """Register a board (by configured mcu_id, hex, or None) and get its link queue."""
+        key = mcu_id.lower() if mcu_id else None
+        return self._queues.setdefault(key, asyncio.Queue(maxsize=1))
+
+    async def start(self) -> None:
+        """Start listening (must happen before the boards boot: they connect once, Q1)."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._on_client, self.host, self.port)
+            log.info("listening for TCP boards", host=self.host, port=self.bound_port)
+
+    async def close(self) -> None:
+        """Stop listening; links already handed out stay open."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        link = Link(reader, writer, RawDeframer(), f"tcp {peer_text}", stop_and_wait=True)
+        if list(self._queues) == [None]:
+            await self._deliver(self._queues[None], link)
+            return
+        try:
+            mcu_id = await asyncio.wait_for(self._probe_mcu_id(link), self.hello_timeout_s)
+        except (TimeoutError, DisconnectedError, ValueError) as exc:
+            log.warning("TCP board did not identify itself", peer=peer_text, reason=str(exc))
+            await link.close()
+            return
+        queue = next(
+            (q for key, q in self._queues.items() if key and mcu_id.startswith(key)), None
+        ) or self._queues.get(None)
+        if queue is None:
+            log.warning("TCP board with unknown mcu_id", peer=peer_text, mcu_id=mcu_id)
+            await link.close()
+            return
+        await self._deliver(queue, link)
+
+    @staticmethod
+    async def _deliver(queue: asyncio.Queue[Link], link: Link) -> None:
+        # A board that reconnects replaces a link nobody picked up yet.
+        while not queue.empty():
+            await queue.get_nowait().close()
+        queue.put_nowait(link)
+
+    @staticmethod
+    async def _probe_mcu_id(link: Link) -> str:
+        await link.send(encode_packet(PacketType.HELLO, 1))
+        while True:
+            for item in await link.receive():
+                if isinstance(item, Packet) and item.type == PacketType.HELLO_RESP:
+                    return parse_hello(item.payload).mcu_id_hex
+
+
+@dataclass
+class ListenTransport:
+    """A board that connects to one of our `TcpListener`s."""
+
+    listener: TcpListener
+    mcu_id: str | None = None
+    _queue: asyncio.Queue[Link] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._queue = self.listener.register(self.mcu_id)
+
+    @property
+    def description(self) -> str:
+        who = f" (mcu_id {self.mcu_id})" if self.mcu_id else ""
+        return f"listen://{self.listener.host}:{self.listener.port}{who}"
+
+    async def open(self) -> Link:
+        await self.listener.start()
+        return await self._queue.get()
+
+
+def listen_address(port: str) -> tuple[str, int]:
+    """(host, port) of a `listen://host:port` URL."""
+    parts = urlsplit(port)
+    return parts.hostname or "0.0.0.0", int(parts.port or 0)

@@ -1,0 +1,320 @@
+"""The bridge's one MQTT connection: reconnect loop, Will, persistent session, outbox.
+
+aiomqtt idioms per LIBRARIES.md: one `Client` re-entered in a loop with capped backoff;
+MQTT 5 persistent session needs `clean_start=False` and a SessionExpiryInterval (3.1.1:
+`clean_session=False`); `client.messages` is one shared queue, read by one loop; publishes
+go through a bounded window of concurrent calls. Publishing never blocks the caller: state
+is queued in an outbox coalesced per topic (the latest value wins) and flushed whenever the
+broker is reachable, so the boards' read loops never wait on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from bridge.config import MqttSection
+
+log = structlog.stdlib.get_logger("bridge.mqtt")
+
+PUBLISH_WINDOW = 32
+"""Concurrent publish calls in flight (aiomqtt slows down with many; LIBRARIES.md)."""
+
+PUBLISH_TIMEOUT_S = 10.0
+"""How long one QoS 1 publish may wait for its PUBACK before it counts as failed."""
+
+OUTBOX_LIMIT = 20_000
+"""Messages kept while the broker is away; the oldest are dropped past this."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """One message to publish."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: Properties | None = None
+
+
+MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
+ConnectHandler = Callable[[], Awaitable[None]]
+
+
+class MqttConnection:
+    """Keeps one MQTT connection alive forever and publishes from a coalescing outbox.
+
+    `on_connect` runs after every (re)connect, once subscriptions are in place, so the
+    owner can republish its retained state. `on_message` gets every incoming message, one
+    at a time, in arrival order.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSection,
+        will_topic: str,
+        on_message: MessageHandler,
+        on_connect: ConnectHandler,
+    ) -> None:
+        self.settings = settings
+        self.will_topic = will_topic
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._filters: dict[str, int] = {}
+        self._outbox: dict[object, OutMessage] = {}
+        self._counter = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._stopping = False
+        self.published = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.last_error: str | None = None
+        self.client = self.make_client()
+
+    # ---- state ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker link is up."""
+        return self._connected.is_set()
+
+    @property
+    def v5(self) -> bool:
+        """True when talking MQTT 5 (response topics, retain-as-published)."""
+        return self.settings.protocol == "5"
+
+    @property
+    def queue_depth(self) -> int:
+        """Messages waiting in the outbox."""
+        return len(self._outbox)
+
+    async def wait_connected(self, timeout_s: float | None = None) -> None:
+        """Wait until the broker link is up. Raises TimeoutError."""
+        await asyncio.wait_for(self._connected.wait(), timeout_s)
+
+    # ---- publishing ---------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+        coalesce: bool = True,
+    ) -> None:
+        """Queue a message; returns at once. With `coalesce`, a newer message for the same
+        topic replaces one still waiting (state topics: only the latest value matters)."""
+        data = payload.encode() if isinstance(payload, str) else payload
+        key: object = topic if coalesce else ("seq", next(self._counter))
+        if coalesce and key in self._outbox:
+            del self._outbox[key]  # re-insert at the end: keeps per-topic order with others
+        self._outbox[key] = OutMessage(topic, data, qos, retain, properties)
+        if len(self._outbox) > OUTBOX_LIMIT:
+            oldest = next(iter(self._outbox))
+            del self._outbox[oldest]
+            self.dropped += 1
+        self._wakeup.set()
+
+    async def subscribe(self, filters: Iterable[str], qos: int = 1) -> None:
+        """Add subscriptions (kept across reconnects; applied now if connected)."""
+        new = [f for f in filters if f not in self._filters]
+        for f in new:
+            self._filters[f] = qos
+        if new and self.connected and self._client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._subscribe(self._client, new)
+
+    async def unsubscribe(self, filters: Iterable[str]) -> None:
+        """Drop subscriptions."""
+        gone = [f for f in filters if self._filters.pop(f, None) is not None]
+        if gone and self.connected and self._client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._client.unsubscribe(gone)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, serve and reconnect with capped exponential backoff until cancelled."""
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                async with self.client as client:
+                    self._client = client
+                    backoff = 0.5
+                    await self._serve(client)
+            except* aiomqtt.MqttError as group:
+                # Raised bare by connect, or grouped by the serve TaskGroup.
+                exc = group.exceptions[0]
+                self.last_error = str(exc)
+                level = log.warning if self.connected or self.reconnects == 0 else log.info
+                level("broker link down", error=str(exc), retry_in_s=backoff)
+            finally:
+                self._client = None
+                self._connected.clear()
+            if self._stopping:
+                return
+            self.reconnects += 1
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.settings.reconnect_max_s)
+
+    async def close(self, final: Iterable[OutMessage] = (), timeout_s: float = 5.0) -> None:
+        """Publish `final` (e.g. `offline` states) if connected and stop reconnecting.
+
+        The owner then cancels `run()`, whose `async with` sends a clean DISCONNECT; a clean
+        disconnect suppresses the Will, which is why `final` carries the `offline` states.
+        """
+        self._stopping = True
+        client = self._client
+        if client is None or not self.connected:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(
+                    *(
+                        client.publish(m.topic, m.payload, m.qos, m.retain, m.properties)
+                        for m in final
+                    )
+                )
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.will_topic, b"online", qos=1, retain=True)
+        if self._filters:
+            await self._subscribe(client, list(self._filters))
+        self._connected.set()
+        log.info("broker connected", url=_redact(self.settings.url))
+        try:
+            await self._on_connect()
+        except Exception:
+            log.exception("republishing after connect failed")
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._publisher(client))
+            async for message in client.messages:
+                try:
+                    await self._on_message(message)
+                except Exception:
+                    log.exception("message handler failed", topic=str(message.topic))
+
+    async def _subscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
+        if self.v5:
+            # Retain-as-published lets us see (and refuse) retained commands; handling 1
+            # sends stale retained messages only for a fresh subscription, not on every
+            # resumed session.
+            options = SubscribeOptions(qos=1, retainAsPublished=True, retainHandling=1)
+            await client.subscribe([(f, options) for f in filters])
+        else:
+            await client.subscribe([(f, self._filters.get(f, 1)) for f in filters])
+
+    async def _publisher(self, client: aiomqtt.Client) -> None:
+        window = asyncio.Semaphore(PUBLISH_WINDOW)
+        failed = asyncio.Event()
+
+        async def send(key: object, msg: OutMessage) -> None:
+            try:
+                await client.publish(
+                    msg.topic,
+                    msg.payload,
+                    msg.qos,
+                    msg.retain,
+                    msg.properties,
+                    timeout=PUBLISH_TIMEOUT_S,
+                )
+                self.published += 1
+            except aiomqtt.MqttError:
+                # Put it back unless a newer message for the same topic is already waiting.
+                if key not in self._outbox:
+                    self._outbox[key] = msg
+                failed.set()
+            finally:
+                window.release()
+
+        async with asyncio.TaskGroup() as tg:
+            while not failed.is_set():
+                if not self._outbox:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                await window.acquire()
+                if not self._outbox:
+                    window.release()
+                    continue
+                key = next(iter(self._outbox))
+                msg = self._outbox.pop(key)
+                tg.create_task(send(key, msg))
+
+    def make_client(
+        self, identifier: str | None = None, *, persistent: bool = True
+    ) -> aiomqtt.Client:
+        """An aiomqtt client for this broker with the configured credentials and TLS.
+
+        The default is the bridge's own client (Will on the bridge state topic, persistent
+        session); `persistent=False` with another `identifier` gives a throwaway helper
+        connection without Will or session.
+        """
+        s = self.settings
+        will = aiomqtt.Will(self.will_topic, b"offline", qos=1, retain=True)
+        kwargs: dict[str, Any] = {}
+        if not persistent:
+            kwargs["protocol"] = (
+                aiomqtt.ProtocolVersion.V5 if self.v5 else aiomqtt.ProtocolVersion.V311
+            )
+        elif self.v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = s.session_expiry_s
+            kwargs.update(protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props)
+        else:
+            kwargs.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
+        if s.tls:
+            kwargs["tls_params"] = aiomqtt.TLSParameters(
+                ca_certs=str(s.tls_ca) if s.tls_ca else None,
+                certfile=str(s.tls_cert) if s.tls_cert else None,
+                keyfile=str(s.tls_key) if s.tls_key else None,
+                cert_reqs=ssl.CERT_NONE if s.tls_insecure else ssl.CERT_REQUIRED,
+            )
+            if s.tls_insecure:
+                kwargs["tls_insecure"] = True
+        password = s.resolved_password()
+        client = aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=identifier or s.client_id,
+            username=s.username or None,
+            password=password or None,
+            will=will if persistent else None,
+            keepalive=s.keepalive_s,
+            timeout=PUBLISH_TIMEOUT_S,
+            max_queued_outgoing_messages=OUTBOX_LIMIT,
+            **kwargs,
+        )
+        client.pending_calls_threshold = PUBLISH_WINDOW * 4
+        return client
+
+
+def publish_properties(correlation_data: bytes | None) -> Properties:
+    """MQTT 5 PUBLISH properties carrying `correlation_data` (for request/response)."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if correlation_data is not None:
+        props.CorrelationData = correlation_data
+    return props
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

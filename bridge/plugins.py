@@ -1,0 +1,18 @@
+"""Optional parts of the Bridge that register themselves on it (command kinds, discovery,
+HTTP): kept out of app.py so the wiring stays small."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+
+
+def default_plugins() -> list[Callable[[Bridge], None]]:
+    """The plugins every bridge runs with."""
+    from bridge.ha import discovery_plugin
+    from bridge.http import http_plugin
+
+    return [discovery_plugin, http_plugin]

@@ -1,0 +1,77 @@
+"""Run a real Bridge in-process against the test broker (helpers for end-to-end tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mqtt_helpers import Broker
+
+from bridge.app import Bridge
+from bridge.config import Settings
+
+
+def make_settings(
+    broker: Broker,
+    base_topic: str,
+    devices: list[dict[str, Any]],
+    *,
+    mqtt: dict[str, Any] | None = None,
+    homeassistant: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Settings:
+    """Settings for a test bridge: its own base topic and client id, HA discovery off
+    unless asked for, fast keepalive and reconnects so tests stay short."""
+    device_defaults = {
+        "keepalive_s": 0.5,
+        "keepalive_misses": 2,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "hello_timeout_ms": 300,
+        "command_timeout_ms": 500,
+    }
+    return Settings(
+        bridge={"base_topic": base_topic, "log_level": "debug", **sections.pop("bridge", {})},
+        mqtt={
+            "url": broker.url,
+            "client_id": f"bridge-{base_topic}",
+            "reconnect_max_s": 0.5,
+            **(mqtt or {}),
+        },
+        homeassistant={"enabled": False, **(homeassistant or {})},
+        devices=[{**device_defaults, **d} for d in devices],
+        **sections,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(
+    settings: Settings, connect_timeout_s: float = 10.0
+) -> AsyncIterator[Bridge]:
+    """Start `Bridge(settings).run()` as a task; on exit stop it and wait for a clean end.
+
+    Raises whatever `run()` raised, so a crash inside the bridge fails the test.
+    """
+    bridge = Bridge(settings)
+    task = asyncio.create_task(bridge.run(), name="bridge-under-test")
+    try:
+        await asyncio.wait_for(bridge.mqtt.wait_connected(), connect_timeout_s)
+        yield bridge
+    finally:
+        bridge.stop()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise AssertionError("bridge did not shut down within 10 s")
+        task.result()
+
+
+async def wait_until(predicate: Any, timeout_s: float = 5.0, interval_s: float = 0.02) -> None:
+    """Poll `predicate()` until it is true. Raises TimeoutError."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - polling state owned by another task
+            await asyncio.sleep(interval_s)

@@ -1,0 +1,107 @@
+"""The command line: --version, --check, config errors (exit 2), SIGTERM shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from mqtt_helpers import Broker, Recorder
+
+from bridge import __version__
+from bridge.cli import main
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_version() -> None:
+    code, out, _ = run_cli("--version")
+    assert code == 0
+    assert out.strip() == f"conduyt-bridge {__version__}"
+
+
+def test_check_prints_devices_and_topics(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[bridge]\nbase_topic = "home"\n[mqtt]\npassword = "hunter2"\n'
+        '[[devices]]\nid = "t1"\nport = "sim://thermostat"\n'
+        '[[devices.pins]]\npin = 4\nmode = "analog_poll"\ninterval_ms = 250\n'
+    )
+    code, out, err = run_cli("--config", str(config), "--check")
+    assert code == 0, err
+    assert out.startswith("configuration OK")
+    assert "hunter2" not in out
+    assert "- t1: sim://thermostat (sim) [allow_raw]" in out
+    assert (
+        "datastream setpoint (rw): home/t1/ds/setpoint_celsius  "
+        "set: home/t1/ds/setpoint_celsius/set"
+    ) in out
+    assert "datastream temperature (ro): home/t1/ds/temperature_celsius" in out
+    assert "pin 4 analog_poll every 250 ms -> home/t1/pin/4" in out
+
+
+def test_bad_config_exits_2_with_file_key_and_reason(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[mqtt]\nurl = "http://broker"\n')
+    code, out, err = run_cli("--config", str(config))
+    assert code == 2
+    assert out == ""
+    assert "bad.toml: mqtt.url: " in err
+    assert "mqtt:// or mqtts://" in err
+
+
+def test_missing_config_exits_2(tmp_path: Path) -> None:
+    assert main(["--config", str(tmp_path / "nope.toml"), "--check"]) == 2
+
+
+async def test_sigterm_publishes_offline_and_exits_0(
+    mqtt_broker: Broker, base_topic: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f'[bridge]\nbase_topic = "{base_topic}"\n'
+        f'[mqtt]\nurl = "{mqtt_broker.url}"\nclient_id = "cli-{base_topic}"\n'
+        "[homeassistant]\nenabled = false\n"
+        '[[devices]]\nid = "sim1"\nport = "sim://thermostat"\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with Recorder(mqtt_broker, f"{base_topic}/#") as rec:
+            await rec.wait_for(f"{base_topic}/sim1/status", payload=b"online", timeout=15)
+            await rec.wait_for(f"{base_topic}/sim1/ds/temperature_celsius", timeout=5)
+            mark = rec.mark()
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 15)
+            assert code == 0
+            status = await rec.wait_for_after(mark, f"{base_topic}/sim1/status", timeout=5)
+            assert status.payload == b"offline" and status.retain is True
+            state = await rec.wait_for_after(mark, f"{base_topic}/bridge/state", timeout=5)
+            assert state.payload == b"offline" and state.retain is True
+        _, stderr = await proc.communicate()
+        assert b"conduyt-bridge stopped" in stderr
+        assert b"Traceback" not in stderr
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
