@@ -1,0 +1,51 @@
+"""Fault knobs of a simulated board: ways a real link or a real sketch misbehaves.
+
+Tests flip these on `SimulatedBoard.faults` at any time; the board consults them on every
+packet it answers or emits. Counters (`drop_replies`, `corrupt_crc`) count down as they
+are used, and `garbage` is emptied once emitted, so a knob set by a test affects exactly
+what it says and then the board behaves again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Faults:
+    """Misbehaviour to inject; the defaults make a healthy board.
+
+    Attributes:
+        drop_replies: drop the next N direct replies (PONG, HELLO_RESP, ACK, NAK,
+            *_RESP). The command is still executed: the reply is "lost on the wire", so
+            the host sees a timeout. Events are not affected.
+        corrupt_crc: flip every bit of the CRC byte of the next N outgoing packets
+            (replies and events alike), so the host's CRC check fails (§2).
+        garbage: bytes to emit (unframed) in front of the next outgoing frame, like text
+            a sketch prints on the same `Serial` or an ESP32 boot banner (quirk Q19).
+            Emitted once, then cleared.
+        silent: a hung board. Incoming packets are still logged in
+            `SimulatedBoard.received` but neither executed nor answered, and no events
+            are pushed (CRC NAKs are suppressed as well).
+        nak: packet TYPE byte → NAK error code to answer instead of executing the
+            command, e.g. `{0x40: 0x0A}` makes every MOD_CMD answer MODULE_BUSY. The NAK
+            echoes the command's SEQ like a real NAK (§4.1).
+        delay_s: reply latency in seconds, applied by the async runner before it
+            writes a reply (the sans-IO board ignores it). Events are not delayed.
+    """
+
+    drop_replies: int = 0
+    corrupt_crc: int = 0
+    garbage: bytes = b""
+    silent: bool = False
+    nak: dict[int, int] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+    def clear(self) -> None:
+        """Back to a healthy board."""
+        self.drop_replies = 0
+        self.corrupt_crc = 0
+        self.garbage = b""
+        self.silent = False
+        self.nak.clear()
+        self.delay_s = 0.0
