@@ -338,7 +338,12 @@ class DeviceSession:
 
     async def _read_loop(self, link: Link) -> None:
         while True:
-            for item in await link.receive():
+            items = await link.receive()
+            # StreamReader.read returns without suspending while bytes are buffered, so a
+            # board that pushes faster than we decode would starve every other task
+            # (MQTT publishing, other boards): yield once per chunk.
+            await asyncio.sleep(0)
+            for item in items:
                 if isinstance(item, FrameError):
                     self.stats.frame_errors += 1
                     self.log.debug("frame dropped", reason=str(item.reason), detail=item.detail)

@@ -78,10 +78,13 @@ def is_command_type(type_: int) -> bool:
 
 def type_name(type_: int) -> str:
     """Name of a TYPE byte (`"PING"`), or `"0x5a"` for a type this protocol does not define."""
-    try:
-        return PacketType(type_).name
-    except ValueError:
-        return f"0x{type_:02x}"
+    return _TYPE_NAMES[type_ & 0xFF]
+
+
+_TYPE_NAMES = tuple(
+    PacketType(t).name if t in PacketType._value2member_map_ else f"0x{t:02x}"
+    for t in range(256)
+)
 
 
 RESPONSE_TYPES = frozenset(

@@ -89,6 +89,8 @@ class DatastreamDescriptor:
     @property
     def known_type(self) -> DatastreamType | None:
         """The type as a DatastreamType, None for a code this protocol does not define."""
+        if isinstance(self.type, DatastreamType):
+            return self.type
         try:
             return DatastreamType(self.type)
         except ValueError:
