@@ -30,8 +30,6 @@ from bridge.device.transports import (
 from bridge.mqtt.connection import MqttConnection, OutMessage
 from bridge.mqtt.payloads import dumps
 from bridge.mqtt.topics import BridgeTopics, parse_command_topic
-from bridge.protocol.commands import pin_subscribe
-from bridge.protocol.constants import PacketType, SubscribeMode
 
 log = structlog.stdlib.get_logger("bridge.app")
 
@@ -76,6 +74,8 @@ class Bridge:
         self.message_hooks: dict[str, Callable[[aiomqtt.Message], Awaitable[None]]] = {}
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._stopped = asyncio.Event()
+        self._seeded = False
+        self._tasks: set[asyncio.Task[None]] = set()
         for device in settings.devices:
             self._add_board(device)
         from bridge.plugins import default_plugins
@@ -95,30 +95,15 @@ class Bridge:
             device,
             transport,
             board,
-            handshake_hooks=[self._pin_subscriptions_hook(device), board.replay_retained],
+            # Pin subscriptions are applied before this by the commands plugin
+            # (bridge.handlers), which inserts its own hook first (DESIGN.md §4 order).
+            handshake_hooks=[board.replay_retained],
         )
         board.session = session
         board.change_hooks.append(self._inventory_changed)
         board.offline_hooks.append(self._board_offline)
         self.boards[board.dev] = board
         self.sessions[board.dev] = session
-
-    @staticmethod
-    def _pin_subscriptions_hook(
-        device: DeviceConfig,
-    ) -> Callable[[DeviceSession], Awaitable[None]]:
-        async def hook(session: DeviceSession) -> None:
-            for sub in device.pins:
-                if sub.mode != "analog_poll":
-                    continue  # edge modes are polled by the bridge itself (pins plugin)
-                await session.request(
-                    PacketType.PIN_SUBSCRIBE,
-                    pin_subscribe(
-                        sub.pin, SubscribeMode.ANALOG_POLL, sub.interval_ms, sub.threshold
-                    ),
-                )
-
-        return hook
 
     # ---- MQTT side ------------------------------------------------------------------------
 
@@ -132,6 +117,32 @@ class Bridge:
         self.publish_inventory()
         for hook in self.connect_hooks:
             await hook()
+        if not self._seeded:
+            self._seeded = True
+            task = asyncio.get_running_loop().create_task(self._seed_replay())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _seed_replay(self) -> None:
+        """Read the boards' retained datastream states once at start-up so writable retained
+        values survive a bridge restart as well as a board reboot (DESIGN.md §4)."""
+        filters = [f"{board.topics.prefix}/ds/+" for board in self.boards.values()]
+        if not filters:
+            return
+        try:
+            found = await self.mqtt.fetch_retained(filters)
+        except aiomqtt.MqttError as exc:
+            log.info("could not read retained datastream states", error=str(exc))
+            return
+        for topic, payload in found.items():
+            parsed = topic[len(self.topics.base) + 1 :].split("/")
+            board = self.boards.get(parsed[0])
+            if board is not None and len(parsed) == 3 and parsed[1] == "ds":
+                board.retained_seed[parsed[2]] = payload
+        for board in self.boards.values():
+            session = board.session
+            if board.retained_seed and session is not None and session.online:
+                await board.replay_retained(session)
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value

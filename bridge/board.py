@@ -36,6 +36,7 @@ from bridge.mqtt.payloads import (
     format_state,
     json_value,
     parse_command_payload,
+    utc_timestamp,
 )
 from bridge.mqtt.topics import (
     CommandKind,
@@ -116,6 +117,7 @@ class BoardBridge:
         self.values: dict[str, DatastreamValue] = {}
         self.value_times: dict[str, str] = {}
         self.replay: dict[str, DatastreamValue] = {}
+        self.retained_seed: dict[str, bytes] = {}
         self.errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self.event_counts: dict[str, int] = {}
         self.handlers: dict[CommandKind, Handler] = {CommandKind.DS_SET: handle_ds_set}
@@ -187,9 +189,7 @@ class BoardBridge:
                 self._on_ds_event(packet)
             elif packet.type == PacketType.PIN_EVENT:
                 pv = parse_pin_value(packet.payload)
-                self.mqtt.publish(
-                    self.topics.pin(pv.pin), str(pv.value).encode(), qos=self.state_qos
-                )
+                self.publish_pin(pv.pin, pv.value)
             elif packet.type == PacketType.FATAL:
                 text = packet.payload.decode("utf-8", errors="replace")
                 self.log.error("board reported FATAL", text=text)
@@ -222,6 +222,19 @@ class BoardBridge:
         )
         if ds.retain:
             self.published_ds_topics.add(topic)
+
+    def publish_pin(self, pin: int, value: int, *, coalesce: bool = True) -> None:
+        """Publish a pin value (0/1 or raw ADC counts) on `{dev}/pin/{n}`, not retained.
+
+        Plain format: the number; json format: `{"value": v, "ts": "<RFC 3339 UTC>"}`.
+        `coalesce=False` keeps every message (edges must not be merged while the broker
+        is slow).
+        """
+        if self.payload_format == "json":
+            payload = dumps({"value": value, "ts": utc_timestamp()})
+        else:
+            payload = str(value).encode()
+        self.mqtt.publish(self.topics.pin(pin), payload, qos=self.state_qos, coalesce=coalesce)
 
     # ---- republishing -----------------------------------------------------------------------
 
@@ -399,7 +412,13 @@ class BoardBridge:
         hello = session.hello
         if hello is None:
             return
+        if session.board_changed:
+            # Another board or firmware: the old values mean nothing to it.
+            self.replay.clear()
+            self.retained_seed.clear()
+            return
         slugs = datastream_slugs(hello.datastreams)
+        self._adopt_seeds(slugs)
         for slug, value in list(self.replay.items()):
             ds = slugs.get(slug)
             if ds is None or not ds.writable or not ds.retain:
@@ -413,6 +432,22 @@ class BoardBridge:
                 continue
             self.values[slug] = value
             self.log.info("replayed retained value", datastream=ds.name, value=json_value(value))
+
+    def _adopt_seeds(self, slugs: dict[str, DatastreamDescriptor]) -> None:
+        # Retained state found on the broker at start-up (the bridge keeps nothing on disk:
+        # the broker is the store) becomes the replay value of writable retained
+        # datastreams the bridge has not written itself since.
+        seeds, self.retained_seed = self.retained_seed, {}
+        for slug, payload in seeds.items():
+            ds = slugs.get(slug)
+            if ds is None or not ds.writable or not ds.retain or slug in self.replay:
+                continue
+            try:
+                value = datastream_command_value(payload, ds).value
+                encode_value(ds, value, StringEncoding(self.config.string_encoding))
+            except (BridgeError, ValueEncodeError):
+                continue
+            self.replay[slug] = value
 
 
 async def handle_ds_set(board: BoardBridge, command: Command) -> dict[str, Any]:

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -144,16 +142,8 @@ class Discovery:
         filters = []
         for node in nodes:
             filters += [f"{prefix}/device/{node}/config", f"{prefix}/+/{node}/+/config"]
-        found: list[str] = []
-        identifier = f"{self.cfg.bridge_id}-sweep-{uuid.uuid4().hex[:6]}"
         try:
-            async with self.bridge.mqtt.make_client(identifier, persistent=False) as client:
-                await client.subscribe([(f, 0) for f in filters])
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(SWEEP_SETTLE_S):
-                        async for message in client.messages:
-                            if message.retain and message.payload:
-                                found.append(message.topic.value)
+            found = await self.bridge.mqtt.fetch_retained(filters, SWEEP_SETTLE_S)
         except aiomqtt.MqttError as exc:
             log.info("discovery sweep skipped", error=str(exc))
             return []

@@ -429,3 +429,22 @@ async def test_broker_restart_republishes_and_delivers_queued_command(
             await asyncio.sleep(0.5)
         assert [w for w in board.written if w[0] == "setpoint"] == [("setpoint", 24.5)]
         assert bridge.mqtt.reconnects >= 1
+
+
+async def test_retained_value_survives_bridge_restart_and_board_reboot(
+    mqtt_broker: Broker, base_topic: str, pty_board: PtyBoard, settings_for
+) -> None:
+    p = f"{base_topic}/{DEV}"
+    board = pty_board.board
+    async with Recorder(mqtt_broker, f"{p}/#") as rec:
+        async with running_bridge(settings_for()):
+            await rec.wait_for(f"{p}/status", payload=b"online")
+            await publish(mqtt_broker, f"{p}/ds/heater/set", b"on")
+            await rec.wait_for(f"{p}/ds/heater", payload=b"true")
+        # The gateway lost power: bridge gone, board rebooted (heater off again).
+        board.reboot()
+        assert board.datastream_values["heater"] is False
+        board.written.clear()
+        async with running_bridge(settings_for()):
+            await wait_until(lambda: board.datastream_values["heater"] is True, timeout_s=8)
+        assert board.written == [("heater", True)]

@@ -136,6 +136,8 @@ class DeviceSession:
         self.hello_packet: bytes | None = None
         self.stats = SessionStats()
         self.last_error: str | None = None
+        self.board_changed = False
+        """True during/after a handshake that found another board or firmware on the port."""
         self.online_since: float | None = None
         self._link: Link | None = None
         self._pending: dict[int, _Pending] = {}
@@ -314,6 +316,7 @@ class DeviceSession:
         self.hello_packet = hello_packet.encode()
         changed = self._identity is not None and self._identity != hello.identity()
         self._identity = hello.identity()
+        self.board_changed = changed
         # Clear what a previous host left behind (subscription slots leak, Q6; RESET does
         # not stop streams, Q16).
         await self.request(PacketType.RESET)

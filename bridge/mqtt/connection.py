@@ -212,6 +212,26 @@ class MqttConnection:
             with contextlib.suppress(aiomqtt.MqttError):
                 await self._client.unsubscribe(gone)
 
+    async def fetch_retained(
+        self, filters: Iterable[str], settle_s: float = 1.0
+    ) -> dict[str, bytes]:
+        """Retained messages under `filters` (topic → payload), read on a short-lived second
+        connection so the main session's subscriptions stay untouched.
+
+        Waits `settle_s` seconds for the broker to deliver them. Raises aiomqtt.MqttError.
+        """
+        identifier = f"{self.settings.client_id}-r-{next(self._counter)}"
+        found: dict[str, bytes] = {}
+        async with self.make_client(identifier, persistent=False) as client:
+            await client.subscribe([(f, 0) for f in filters])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settle_s):
+                    async for message in client.messages:
+                        payload = message.payload
+                        if message.retain and isinstance(payload, bytes) and payload:
+                            found[message.topic.value] = payload
+        return found
+
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
