@@ -157,9 +157,7 @@ class BoardBridge:
     async def on_online(self, session: DeviceSession, hello: HelloResp, changed: bool) -> None:
         """Publish availability, HELLO, meta and retained datastream topics for the board."""
         old_topics = set(self.published_ds_topics)
-        self.hello = hello
-        self.ds_by_slug = datastream_slugs(hello.datastreams)
-        self.slug_by_index = {ds.index: slug for slug, ds in self.ds_by_slug.items()}
+        self._adopt_hello(hello)
         if changed:
             self.log.warning("a different board or firmware is now on this port")
             self.values.clear()
@@ -202,7 +200,16 @@ class BoardBridge:
         if hook is not None:
             hook(self, packet)
 
+    def _adopt_hello(self, hello: HelloResp) -> None:
+        self.hello = hello
+        self.ds_by_slug = datastream_slugs(hello.datastreams)
+        self.slug_by_index = {ds.index: slug for slug, ds in self.ds_by_slug.items()}
+
     def _on_ds_event(self, packet: Packet) -> None:
+        session = self.session
+        if session is not None and session.hello is not None and session.hello is not self.hello:
+            # Events can arrive during the handshake, before on_online.
+            self._adopt_hello(session.hello)
         event = parse_ds_event(packet.payload)
         slug = self.slug_by_index.get(event.index)
         if slug is None:
