@@ -48,10 +48,12 @@ def shortest_float32(value: float) -> float:
     if not math.isfinite(value):
         return value
     target = _F32.pack(value)
-    # Start at 6 significant digits: if a shorter text round-trips, rounding to 6 digits
-    # yields exactly that text (a float32 lies within 2^-24 relative of it, far inside
-    # the 6-digit rounding interval), so nothing shorter is missed. Hot path (DS_EVENT).
-    for fmt in _DIGIT_FORMATS:
+    # Normal floats start at 6 significant digits: if a shorter text round-trips, rounding
+    # to 6 digits yields exactly that text (a normal float32 lies within 2^-24 relative of
+    # it, far inside the 6-digit rounding interval), so nothing shorter is missed. Hot path
+    # (every DS_EVENT). Subnormals have coarser relative spacing: try every length.
+    formats = _DIGIT_FORMATS if abs(value) >= _F32_MIN_NORMAL else _ALL_DIGIT_FORMATS
+    for fmt in formats:
         candidate = float(fmt % value)
         try:
             packed = _F32.pack(candidate)
@@ -64,6 +66,8 @@ def shortest_float32(value: float) -> float:
 
 _F32 = struct.Struct("<f")
 _DIGIT_FORMATS = ("%.6g", "%.7g", "%.8g", "%.9g")
+_ALL_DIGIT_FORMATS = tuple(f"%.{d}g" for d in range(1, 10))
+_F32_MIN_NORMAL = 1.1754943508222875e-38
 
 
 def value_range(ds_type: DatastreamType) -> tuple[float, float] | None:
