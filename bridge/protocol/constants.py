@@ -82,8 +82,7 @@ def type_name(type_: int) -> str:
 
 
 _TYPE_NAMES = tuple(
-    PacketType(t).name if t in PacketType._value2member_map_ else f"0x{t:02x}"
-    for t in range(256)
+    PacketType(t).name if t in PacketType._value2member_map_ else f"0x{t:02x}" for t in range(256)
 )
 
 
