@@ -115,6 +115,7 @@ class Bridge:
         for board in self.boards.values():
             board.publish_state()
         self.publish_inventory()
+        self.mqtt.publish(self.topics.health, dumps(self.health()), qos=0)
         for hook in self.connect_hooks:
             await hook()
         if not self._seeded:

@@ -115,7 +115,8 @@ class BoardBridge:
         self.ds_by_slug: dict[str, DatastreamDescriptor] = {}
         self.slug_by_index: dict[int, str] = {}
         self.values: dict[str, DatastreamValue] = {}
-        self.value_times: dict[str, str] = {}
+        self.value_times: dict[str, float] = {}
+        """Wall-clock time (s since the epoch) of each datastream's last value."""
         self.replay: dict[str, DatastreamValue] = {}
         self.retained_seed: dict[str, bytes] = {}
         self.errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
@@ -222,6 +223,7 @@ class BoardBridge:
     def set_value(self, slug: str, ds: DatastreamDescriptor, value: DatastreamValue) -> None:
         """Record and publish a datastream's value (retained iff the datastream says so)."""
         self.values[slug] = value
+        self.value_times[slug] = time.time()
         topic = self.topics.ds(slug)
         payload = format_state(value, self.payload_format, ds.unit)
         self.mqtt.publish(

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 def default_plugins() -> list[Callable[[Bridge], None]]:
     """The plugins every bridge runs with."""
     from bridge.ha import discovery_plugin
+    from bridge.handlers import commands_plugin
     from bridge.http import http_plugin
 
-    return [discovery_plugin, http_plugin]
+    return [commands_plugin, discovery_plugin, http_plugin]

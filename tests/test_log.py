@@ -122,7 +122,7 @@ def test_exception_rendered_without_locals() -> None:
     configure_logging("info", "json", stream)
 
     def fail() -> None:
-        password = "hunter2"  # a local that must never reach the log
+        password = "".join(["hun", "ter2"])  # a local that must never reach the log
         raise RuntimeError(f"boom {len(password)}")
 
     try:
@@ -140,7 +140,9 @@ def test_exception_rendered_without_locals() -> None:
 def test_console_exception_without_locals() -> None:
     stream = TtyStream()
     configure_logging("info", "auto", stream)
-    secret = "hunter2"
+    # Built at run time: rich's tracebacks quote source lines, and the point is that the
+    # *value* of a local never reaches the log.
+    secret = "".join(["hun", "ter2"])
     try:
         raise ValueError("bad")
     except ValueError:

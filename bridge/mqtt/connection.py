@@ -220,14 +220,19 @@ class MqttConnection:
 
         Waits `settle_s` seconds for the broker to deliver them. Raises aiomqtt.MqttError.
         """
+        wanted = list(filters)
         identifier = f"{self.settings.client_id}-r-{next(self._counter)}"
         found: dict[str, bytes] = {}
         async with self.make_client(identifier, persistent=False) as client:
-            await client.subscribe([(f, 0) for f in filters])
+            await client.subscribe([(f, 0) for f in wanted])
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(settle_s):
                     async for message in client.messages:
                         payload = message.payload
+                        # Some brokers (amqtt 0.12) also send retained messages matching
+                        # other sessions' subscriptions: keep only what was asked for.
+                        if not any(message.topic.matches(f) for f in wanted):
+                            continue
                         if message.retain and isinstance(payload, bytes) and payload:
                             found[message.topic.value] = payload
         return found
