@@ -8,7 +8,6 @@ routes command messages to their board, republishes retained state after every b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -55,6 +54,22 @@ def make_transport(
             listeners[device.net_address] = listener
         return ListenTransport(listener, device.mcu_id)
     return SerialTransport(device.port, device.baudrate)
+
+
+RESTART_DELAY_S = 1.0
+"""Pause before a crashed job is started again."""
+
+
+async def supervise(name: str, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `job` forever: if it ever returns or raises (a bug, not a lost link: those are
+    handled inside), log it and start it again, so one failure never stops the bridge."""
+    while True:
+        try:
+            await job()
+            log.error("job ended unexpectedly; restarting it", job=name)
+        except Exception:
+            log.exception("job crashed; restarting it", job=name)
+        await asyncio.sleep(RESTART_DELAY_S)
 
 
 class Bridge:
@@ -235,15 +250,15 @@ class Bridge:
             async with asyncio.TaskGroup() as tg:
                 for listener in self.listeners.values():
                     await listener.start()
-                runner = tg.create_task(self.mqtt.run(), name="mqtt")
-                tasks = [runner, tg.create_task(self._health_loop(), name="health")]
+                jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+                    ("mqtt", self.mqtt.run),
+                    ("health", self._health_loop),
+                ]
                 for dev, session in self.sessions.items():
-                    tasks.append(tg.create_task(session.run(), name=f"session-{dev}"))
-                    tasks.append(
-                        tg.create_task(self.boards[dev].run_commands(), name=f"commands-{dev}")
-                    )
-                for job in self.background:
-                    tasks.append(tg.create_task(job()))
+                    jobs.append((f"session-{dev}", session.run))
+                    jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
+                jobs += [(getattr(job, "__name__", "job"), job) for job in self.background]
+                tasks = [tg.create_task(supervise(name, job), name=name) for name, job in jobs]
                 await self._stopped.wait()
                 await self._shutdown()
                 for task in tasks:
@@ -265,5 +280,3 @@ class Bridge:
         await self.mqtt.close(final)
         for session in self.sessions.values():
             session.close_link()
-        with contextlib.suppress(Exception):
-            await asyncio.sleep(0)

@@ -283,6 +283,9 @@ class DeviceSession:
             return str(exc) if exc else "link closed"
         except BridgeError as exc:
             return str(exc)
+        except Exception as exc:  # a bug in a hook or observer: drop this link, reconnect
+            self.log.exception("board session failed")
+            return f"internal error: {exc!r}"
         finally:
             for task in (reader, keepalive):
                 if task is not None:
