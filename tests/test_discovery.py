@@ -79,7 +79,10 @@ BOARD_AVAIL = {
 AVAIL = {"availability": [BRIDGE_AVAIL, BOARD_AVAIL], "availability_mode": "all"}
 
 EXPECTED_DEV = {
-    "identifiers": ["conduyt_conduyt-bridge_greenhouse"],
+    "identifiers": [
+        "conduyt_conduyt-bridge_greenhouse",
+        "conduyt_conduyt-bridge_greenhouse_1e950f0000000000",
+    ],
     "name": "greenhouse",
     "manufacturer": "Conduyt",
     "model": "thermostat",
@@ -486,7 +489,15 @@ def test_two_avr_boards_with_one_mcu_id_stay_two_devices() -> None:
     assert a["dev"]["serial_number"] == b["dev"]["serial_number"]  # same chip signature
     ids_a, ids_b = set(a["dev"]["identifiers"]), set(b["dev"]["identifiers"])
     assert not ids_a & ids_b  # HA merges devices sharing ANY identifier
-    assert not any(AVR_MCU_ID.hex() in i for i in ids_a | ids_b)
+    # mcu_id appears only combined with the configured device id, never alone.
+    assert ids_a == {
+        "conduyt_conduyt-bridge_uno_a",
+        f"conduyt_conduyt-bridge_uno_a_{AVR_MCU_ID.hex()}",
+    }
+    assert ids_b == {
+        "conduyt_conduyt-bridge_uno_b",
+        f"conduyt_conduyt-bridge_uno_b_{AVR_MCU_ID.hex()}",
+    }
     uids_a = {c["unique_id"] for c in a["cmps"].values()}
     uids_b = {c["unique_id"] for c in b["cmps"].values()}
     assert not uids_a & uids_b

@@ -291,17 +291,20 @@ def bridge_identifier(cfg: DiscoveryConfig) -> str:
     return f"conduyt_bridge_{cfg.bridge_id}"
 
 
-def board_identifiers(cfg: DiscoveryConfig, dev: str) -> list[str]:
-    """HA device identifiers of board `dev`.
+def board_identifiers(cfg: DiscoveryConfig, dev: str, mcu_id_hex: str = "") -> list[str]:
+    """HA device identifiers of board `dev`: the configured id, and the configured id
+    combined with the board's mcu_id when it has one.
 
-    Built from the bridge id and the configured device id only. HA merges devices that
-    share ANY identifier, and mcu_id is not unique (AVR boards of one model share the
-    chip signature, DESIGN.md §3): an identifier containing mcu_id alone would fold two
-    Unos into one HA device, and one combining it with the device id adds nothing that
-    device id does not already give. The mcu_id is shown as the serial number instead,
-    which HA displays but never matches on.
+    Never the mcu_id alone: HA merges devices that share ANY identifier, and mcu_id is not
+    unique (AVR boards of one model share the chip signature, DESIGN.md §3), so an
+    identifier of mcu_id alone would fold two Unos into one HA device. The first
+    identifier stays the same when another board takes the port, so HA keeps the device
+    (and its entity ids) and updates it. The mcu_id is also the device's serial number.
     """
-    return [f"conduyt_{cfg.bridge_id}_{dev}"]
+    ids = [f"conduyt_{cfg.bridge_id}_{dev}"]
+    if mcu_id_hex.strip("0"):
+        ids.append(f"conduyt_{cfg.bridge_id}_{dev}_{mcu_id_hex}")
+    return ids
 
 
 def _origin(cfg: DiscoveryConfig) -> dict[str, Any]:
@@ -474,7 +477,7 @@ def _board_entities(cfg: DiscoveryConfig, board: BoardDiscovery) -> list[_Entity
 def _board_device(cfg: DiscoveryConfig, board: BoardDiscovery) -> dict[str, Any]:
     hello = board.hello
     device: dict[str, Any] = {
-        "identifiers": board_identifiers(cfg, board.dev),
+        "identifiers": board_identifiers(cfg, board.dev, board.hello.mcu_id_hex),
         "name": board.dev,
         "manufacturer": "Conduyt",
         "model": hello.firmware_name or "Conduyt board",
