@@ -12,7 +12,7 @@ Prints, in one run:
 Each side runs in its own process, as in production, and both rates are measured at the
 subscriber (paho, threaded, in this process), between its first and last message.
 Broker: $MQTT_URL if set, else a private mosquitto on a free loopback port.
-Usage: python bench/e2e.py [--seconds 5] [--messages 30000] [--samples 200]
+Usage: python bench/e2e.py [--seconds 5] [--messages 30000] [--samples 200] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -109,9 +109,10 @@ async def bare_rate(host: str, port: int, n: int) -> float:
 
 
 async def bridge_rate(
-    url: str, host: str, port: int, seconds: float, tmp: Path
+    url: str, host: str, port: int, seconds: float, tmp: Path, repeat: int = 3
 ) -> tuple[float, int]:
-    """(state messages/s at the subscriber, count) for a firehose board behind the bridge."""
+    """(state messages/s at the subscriber, count) for a firehose board behind the bridge:
+    the median of `repeat` windows of `seconds` each."""
     base = f"bench-{uuid.uuid4().hex[:6]}"
     link = tmp / "ttyFIREHOSE"
     sim = await asyncio.create_subprocess_exec(
@@ -142,10 +143,14 @@ async def bridge_rate(
         async with asyncio.timeout(30):
             while counter.count == 0:  # noqa: ASYNC110 - the counter lives on paho's thread
                 await asyncio.sleep(0.01)
-        start_count, start = counter.count, time.perf_counter()
-        await asyncio.sleep(seconds)
-        count = counter.count - start_count
-        return count / (time.perf_counter() - start), count
+        await asyncio.sleep(1.0)  # past the start-up transient
+        rates: list[tuple[float, int]] = []
+        for _ in range(repeat):
+            start_count, start = counter.count, time.perf_counter()
+            await asyncio.sleep(seconds)
+            count = counter.count - start_count
+            rates.append((count / (time.perf_counter() - start), count))
+        return statistics.median_high(rates)
     finally:
         bridge.terminate()
         await bridge.wait()
@@ -199,6 +204,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--messages", type=int, default=30000)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per rate; the median is shown")
     args = parser.parse_args()
     configure_logging("warning")
 
@@ -214,17 +220,24 @@ async def main() -> None:
     host, port = parse_mqtt_url(url)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            bare = await bare_rate(host, port, args.messages)
-            bridged, count = await bridge_rate(url, host, port, args.seconds, Path(tmp))
+            bare = statistics.median(
+                [await bare_rate(host, port, args.messages) for _ in range(args.repeat)]
+            )
+            bridged, count = await bridge_rate(
+                url, host, port, args.seconds, Path(tmp), args.repeat
+            )
             lat = await set_latency(url, host, port, args.samples)
     finally:
         if broker is not None:
             broker.close()
     print(f"broker: {url}  cpu cores: {os.cpu_count()}")
-    print(f"(a) bare aiomqtt publish rate      : {bare:9.0f} msg/s  ({args.messages} msgs, QoS 0)")
+    print(
+        f"(a) bare aiomqtt publish rate      : {bare:9.0f} msg/s  (median of {args.repeat} x "
+        f"{args.messages} msgs, QoS 0)"
+    )
     print(
         f"(b) bridge end-to-end DS_EVENT rate: {bridged:9.0f} msg/s  ({count} msgs in "
-        f"{args.seconds:g} s, firehose board on a pty)"
+        f"{args.seconds:g} s, median of {args.repeat} windows, firehose board on a pty)"
     )
     print(f"(c) ratio bridge / bare            : {bridged / bare:9.2f}")
     print(

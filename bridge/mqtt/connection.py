@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -284,6 +285,10 @@ class MqttConnection:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         set_nodelay(client)
+        if not logging.getLogger("mqtt").isEnabledFor(logging.DEBUG):
+            # paho formats a debug record for every packet it sends or receives; on the
+            # hot path (one per datastream event) that is measurable. Kept at debug level.
+            client._client.disable_logger()
         await client.publish(self.will_topic, b"online", qos=1, retain=True)
         if self._filters:
             await self._subscribe(client, list(self._filters))
