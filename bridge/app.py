@@ -8,6 +8,7 @@ routes command messages to their board, republishes retained state after every b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -56,6 +57,10 @@ def make_transport(
     return SerialTransport(device.port, device.baudrate)
 
 
+STARTUP_BROKER_WAIT_S = 5.0
+"""How long the boards wait for the broker at start-up (to read retained state first);
+past it they start anyway and their state waits in the outbox."""
+
 RESTART_DELAY_S = 1.0
 """Pause before a crashed job is started again."""
 
@@ -86,11 +91,10 @@ class Bridge:
         self.boards: dict[str, BoardBridge] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.connect_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self.message_hooks: dict[str, Callable[[aiomqtt.Message], Awaitable[None]]] = {}
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._stopped = asyncio.Event()
-        self._seeded = False
-        self._tasks: set[asyncio.Task[None]] = set()
         for device in settings.devices:
             self._add_board(device)
         from bridge.plugins import default_plugins
@@ -133,17 +137,14 @@ class Bridge:
         self.mqtt.publish(self.topics.health, dumps(self.health()), qos=0)
         for hook in self.connect_hooks:
             await hook()
-        if not self._seeded:
-            self._seeded = True
-            task = asyncio.get_running_loop().create_task(self._seed_replay())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
     async def _seed_replay(self) -> None:
-        """Read the boards' retained datastream states once at start-up so writable retained
-        values survive a bridge restart as well as a board reboot (DESIGN.md §4)."""
+        """Read the boards' retained datastream states once, before their sessions start,
+        so writable retained values survive a bridge restart as well as a board reboot
+        (DESIGN.md §4): the broker is the bridge's only store. Read before any board
+        pushes, so what is found is what was published before the restart."""
         filters = [f"{board.topics.prefix}/ds/+" for board in self.boards.values()]
-        if not filters:
+        if not filters or not self.mqtt.connected:
             return
         try:
             found = await self.mqtt.fetch_retained(filters)
@@ -155,10 +156,6 @@ class Bridge:
             board = self.boards.get(parsed[0])
             if board is not None and len(parsed) == 3 and parsed[1] == "ds":
                 board.retained_seed[parsed[2]] = payload
-        for board in self.boards.values():
-            session = board.session
-            if board.retained_seed and session is not None and session.online:
-                await board.replay_retained(session)
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
@@ -248,17 +245,27 @@ class Bridge:
             board.publish_state()  # `offline` until the first handshake
         try:
             async with asyncio.TaskGroup() as tg:
-                for listener in self.listeners.values():
-                    await listener.start()
+                for (host, port), listener in self.listeners.items():
+                    try:
+                        await listener.start()
+                    except OSError as exc:  # its boards retry the bind; the rest runs
+                        log.error(
+                            "cannot listen for TCP boards", host=host, port=port, error=str(exc)
+                        )
                 jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
                     ("mqtt", self.mqtt.run),
                     ("health", self._health_loop),
                 ]
+                tasks = [tg.create_task(supervise(name, job), name=name) for name, job in jobs]
+                jobs = []
+                await self._first_connect()
+                if not self._stopped.is_set():
+                    await self._seed_replay()
                 for dev, session in self.sessions.items():
                     jobs.append((f"session-{dev}", session.run))
                     jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
                 jobs += [(getattr(job, "__name__", "job"), job) for job in self.background]
-                tasks = [tg.create_task(supervise(name, job), name=name) for name, job in jobs]
+                tasks += [tg.create_task(supervise(name, job), name=name) for name, job in jobs]
                 await self._stopped.wait()
                 await self._shutdown()
                 for task in tasks:
@@ -268,11 +275,28 @@ class Bridge:
                 await listener.close()
         log.info("conduyt-bridge stopped")
 
+    async def _first_connect(self) -> None:
+        """Wait (bounded, interruptible by stop) for the first broker connection."""
+        waiters = {
+            asyncio.create_task(self.mqtt.wait_connected()),
+            asyncio.create_task(self._stopped.wait()),
+        }
+        await asyncio.wait(
+            waiters, timeout=STARTUP_BROKER_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in waiters:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+
     def stop(self) -> None:
         """Ask `run()` to shut down (safe from a signal handler)."""
         self._stopped.set()
 
     async def _shutdown(self) -> None:
+        for hook in self.shutdown_hooks:
+            with contextlib.suppress(Exception):
+                await hook()
         final = [
             OutMessage(board.topics.status, b"offline", 1, True) for board in self.boards.values()
         ]

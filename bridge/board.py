@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from bridge.config import DeviceConfig
-from bridge.device.session import DeviceSession
+from bridge.device.session import DeviceSession, SessionState
 from bridge.errors import (
     BridgeError,
     CapabilityError,
@@ -115,6 +115,7 @@ class BoardBridge:
         self.ds_by_slug: dict[str, DatastreamDescriptor] = {}
         self.slug_by_index: dict[int, str] = {}
         self.values: dict[str, DatastreamValue] = {}
+        self.retained_payloads: dict[str, bytes] = {}
         self.value_times: dict[str, float] = {}
         """Wall-clock time (s since the epoch) of each datastream's last value."""
         self.replay: dict[str, DatastreamValue] = {}
@@ -127,6 +128,7 @@ class BoardBridge:
         self.offline_hooks: list[Callable[[BoardBridge], Awaitable[None]]] = []
         self.published_ds_topics: set[str] = set()
         self._queue: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE_LIMIT)
+        self._online = asyncio.Event()
         self.log = structlog.stdlib.get_logger("bridge.board").bind(device=self.dev)
 
     # ---- state ------------------------------------------------------------------------
@@ -157,11 +159,13 @@ class BoardBridge:
 
     async def on_online(self, session: DeviceSession, hello: HelloResp, changed: bool) -> None:
         """Publish availability, HELLO, meta and retained datastream topics for the board."""
+        self._online.set()
         old_topics = set(self.published_ds_topics)
         self._adopt_hello(hello)
         if changed:
             self.log.warning("a different board or firmware is now on this port")
             self.values.clear()
+            self.retained_payloads.clear()
             self.replay.clear()
             keep = {self.topics.ds(slug) for slug in self.ds_by_slug}
             for topic in old_topics - keep:
@@ -174,6 +178,7 @@ class BoardBridge:
 
     async def on_offline(self, session: DeviceSession, reason: str) -> None:
         """Publish `offline` on the board's status topic at once."""
+        self._online.clear()
         self.mqtt.publish(self.topics.status, b"offline", qos=1, retain=True)
         for hook in self.offline_hooks:
             with contextlib.suppress(Exception):
@@ -231,6 +236,7 @@ class BoardBridge:
         )
         if ds.retain:
             self.published_ds_topics.add(topic)
+            self.retained_payloads[slug] = payload
 
     def publish_pin(self, pin: int, value: int, *, coalesce: bool = True) -> None:
         """Publish a pin value (0/1 or raw ADC counts) on `{dev}/pin/{n}`, not retained.
@@ -258,10 +264,11 @@ class BoardBridge:
         if self.session.hello_packet is not None:
             self.mqtt.publish(self.topics.hello, self.session.hello_packet, qos=1, retain=True)
         self.mqtt.publish(self.topics.meta, dumps(self.meta()), qos=1, retain=True)
-        for slug, value in self.values.items():
-            ds = self.ds_by_slug.get(slug)
-            if ds is not None and ds.retain:
-                self.set_value(slug, ds, value)
+        for slug, payload in self.retained_payloads.items():
+            # The payload as first published: a republish must not make an old value
+            # (or its `ts`) look fresh.
+            if slug in self.ds_by_slug:
+                self.mqtt.publish(self.topics.ds(slug), payload, qos=1, retain=True)
 
     def meta(self) -> dict[str, Any]:
         """JSON capability summary of the board (`{base}/{dev}/meta`)."""
@@ -369,6 +376,7 @@ class BoardBridge:
                     f"board '{self.dev}' is configured read_only: commands are refused",
                     "READ_ONLY",
                 )
+            await self._wait_for_handshake()
             handler = self.handlers.get(command.parsed.kind)
             if handler is None:
                 raise ForbiddenError(
@@ -387,6 +395,19 @@ class BoardBridge:
             "command done", topic=command.topic, ms=round((time.monotonic() - started) * 1000, 1)
         )
         self.respond(command, {"ok": True, **result})
+
+    async def _wait_for_handshake(self) -> None:
+        """Hold a command while the board's handshake is under way (after a broker
+        reconnect, commands queued by the broker arrive at once; an Uno resets when its
+        port opens and answers HELLO a second or two later). Bounded by the time the
+        handshake may take; a board that is offline (not connecting) is not waited for."""
+        session = self.session
+        if session is None or session.online:
+            return
+        deadline = time.monotonic() + session.handshake_budget_s
+        while session.state is SessionState.CONNECTING and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._online.wait(), 0.05)
 
     def respond(self, command: Command, doc: dict[str, Any]) -> None:
         """Answer on the MQTT 5 Response Topic (with Correlation Data), if one was given."""
@@ -426,9 +447,14 @@ class BoardBridge:
             self.replay.clear()
             self.retained_seed.clear()
             return
+        if self.config.read_only:
+            return  # a read_only board receives no command, replays included
         slugs = datastream_slugs(hello.datastreams)
         self._adopt_seeds(slugs)
-        for slug, value in list(self.replay.items()):
+        for slug in list(self.replay):
+            value = self.replay.get(slug)
+            if value is None:
+                continue
             ds = slugs.get(slug)
             if ds is None or not ds.writable or not ds.retain:
                 self.replay.pop(slug, None)

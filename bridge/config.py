@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "CONDUYT_BRIDGE_"
+RESERVED_DEVICE_ID = "bridge"
+"""No board may be called this: `{base}/bridge/...` are the bridge's own topics."""
 _ENV_DELIMITER = "__"
 
 PortKind = Literal["serial", "socket", "rfc2217", "listen", "sim"]
@@ -629,6 +631,17 @@ class Settings(BaseSettings):
         ids: dict[str, int] = {}
         for index, device in enumerate(self.devices):
             device_id = device.device_id
+            if device_id == RESERVED_DEVICE_ID:
+                # `{base}/bridge/...` are the bridge's own topics.
+                field = "id" if device.id is not None else "port"
+                problems.append(
+                    (
+                        ("devices", index, field),
+                        "device id 'bridge' is reserved for {base}/bridge/ topics: "
+                        "choose another id",
+                    )
+                )
+                continue
             first = ids.setdefault(device_id, index)
             if first == index:
                 continue

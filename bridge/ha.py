@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 
 log = structlog.stdlib.get_logger("bridge.ha")
 
-SWEEP_SETTLE_S = 1.0
-"""How long a sweep waits for the broker's retained discovery configs."""
-
 
 class Discovery:
     """Publishes, refreshes and removes this bridge's Home Assistant discovery configs."""
@@ -65,6 +63,7 @@ class Discovery:
     def install(self) -> None:
         """Register the hooks on the bridge and its boards."""
         self.bridge.connect_hooks.append(self.on_connect)
+        self.bridge.shutdown_hooks.append(self.close)
         if not self.enabled:
             return
         self.bridge.message_hooks[status_topic(self.cfg)] = self.on_ha_status
@@ -143,7 +142,7 @@ class Discovery:
         for node in nodes:
             filters += [f"{prefix}/device/{node}/config", f"{prefix}/+/{node}/+/config"]
         try:
-            found = await self.bridge.mqtt.fetch_retained(filters, SWEEP_SETTLE_S)
+            found = await self.bridge.mqtt.fetch_retained(filters)
         except aiomqtt.MqttError as exc:
             log.info("discovery sweep skipped", error=str(exc))
             return []
@@ -153,6 +152,14 @@ class Discovery:
         if stale:
             log.info("removed stale discovery configs", count=len(stale))
         return stale
+
+    async def close(self) -> None:
+        """Cancel sweeps still under way (their helper connections close with them)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

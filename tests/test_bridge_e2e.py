@@ -448,3 +448,62 @@ async def test_retained_value_survives_bridge_restart_and_board_reboot(
         async with running_bridge(settings_for()):
             await wait_until(lambda: board.datastream_values["heater"] is True, timeout_s=8)
         assert board.written == [("heater", True)]
+
+
+async def test_command_queued_while_away_waits_for_the_handshake(
+    mqtt_broker: Broker, base_topic: str, pty_board: PtyBoard, settings_for
+) -> None:
+    p = f"{base_topic}/{DEV}"
+    board = pty_board.board
+    async with running_bridge(settings_for()):
+        pass  # creates the bridge's persistent session on the broker
+    # Published while the bridge is away: the broker queues it (QoS 1) ...
+    await publish(mqtt_broker, f"{p}/ds/heater/set", b"on", qos=1)
+    # ... and delivers it the moment the bridge reconnects, while this board (like an Uno
+    # that resets when its port opens) does not answer HELLO for a while yet.
+    board.faults.silent = True
+    async with Recorder(mqtt_broker, f"{p}/#") as rec, running_bridge(settings_for()):
+        await asyncio.sleep(1.0)
+        assert board.written == []
+        board.faults.silent = False
+        await rec.wait_for(f"{p}/ds/heater", payload=b"true", timeout=10)
+        assert board.written == [("heater", True)]
+        assert rec.messages(f"{p}/error") == []
+
+
+async def test_read_only_board_gets_no_replay(
+    mqtt_broker: Broker, base_topic: str, pty_board: PtyBoard, settings_for
+) -> None:
+    p = f"{base_topic}/{DEV}"
+    board = pty_board.board
+    async with Recorder(mqtt_broker, f"{p}/#") as rec:
+        async with running_bridge(settings_for()):
+            await rec.wait_for(f"{p}/status", payload=b"online")
+            await publish(mqtt_broker, f"{p}/ds/setpoint_celsius/set", b"30")
+            await rec.wait_for(f"{p}/ds/setpoint_celsius", payload=b"30.0")
+        board.reboot()
+        board.written.clear()
+        async with running_bridge(settings_for(read_only=True)) as bridge:
+            await wait_until(lambda: bridge.sessions[DEV].online, timeout_s=8)
+            await asyncio.sleep(0.5)
+        assert board.written == []
+
+
+async def test_reboot_behind_an_open_port_is_noticed(
+    mqtt_broker: Broker, base_topic: str, pty_board: PtyBoard, settings_for
+) -> None:
+    p = f"{base_topic}/{DEV}"
+    board = pty_board.board
+    async with Recorder(mqtt_broker, f"{p}/#") as rec, running_bridge(settings_for()) as bridge:
+        await rec.wait_for(f"{p}/status", payload=b"online")
+        await publish(mqtt_broker, f"{p}/ds/heater/set", b"on")
+        await rec.wait_for(f"{p}/ds/heater", payload=b"true")
+        board.written.clear()
+        # The reset button: the port stays open, the board forgets everything and its
+        # boot ROM prints a banner in front of the next frame.
+        board.reboot()
+        board.faults.garbage = b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET)\r\n"
+        await wait_until(lambda: board.datastream_values["heater"] is True, timeout_s=5)
+        assert board.written == [("heater", True)]
+        assert bridge.sessions[DEV].online
+        assert bridge.sessions[DEV].stats.reconnects == 0

@@ -629,3 +629,14 @@ def test_device_defaults() -> None:
     assert (device.keepalive_s, device.keepalive_misses) == (5.0, 3)
     assert (device.reconnect_min_s, device.reconnect_max_s) == (0.5, 30.0)
     assert device.string_encoding == "u16_prefix"
+
+
+def test_device_id_bridge_is_reserved(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[devices]]\nid = "bridge"\nport = "sim://uno"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, env={})
+    assert str(info.value) == (
+        f"{config}: devices[0].id: device id 'bridge' is reserved for {{base}}/bridge/ "
+        "topics: choose another id"
+    )

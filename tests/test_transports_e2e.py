@@ -182,3 +182,27 @@ async def test_missing_serial_port_keeps_retrying(
         assert session.stats.reconnects >= 1
         assert "cannot open" in (session.last_error or "")
         assert bridge.mqtt.connected  # one board's failure never affects the rest
+
+
+async def test_busy_listen_port_does_not_stop_the_other_boards(
+    mqtt_broker: Broker, base_topic: str
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings = make_settings(
+            mqtt_broker,
+            base_topic,
+            [
+                {"id": "wifi", "port": f"listen://127.0.0.1:{port}"},
+                {"id": "sim", "port": "sim://thermostat"},
+            ],
+        )
+        async with (
+            Recorder(mqtt_broker, f"{base_topic}/+/status") as rec,
+            running_bridge(settings) as bridge,
+        ):
+            await rec.wait_for(f"{base_topic}/sim/status", payload=b"online", timeout=8)
+            assert bridge.mqtt.connected
+            assert not bridge.sessions["wifi"].online

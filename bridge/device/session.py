@@ -40,6 +40,12 @@ from bridge.protocol.framing import FrameError
 from bridge.protocol.hello import HelloResp, parse_hello
 from bridge.protocol.packet import Packet, encode_packet
 
+REBOOT_CHECK_INTERVAL_S = 10.0
+"""Least time between two re-runs of the handshake routine on a suspected reboot."""
+
+BOOT_NOISE_BYTES = 16
+"""Bytes of non-protocol noise in one read that suggest a boot banner (a reset)."""
+
 HELLO_ATTEMPTS = 6
 """HELLO tries per opened link before it is closed and reopened (§3.5: boards that reset
 on open need a few seconds)."""
@@ -145,6 +151,8 @@ class DeviceSession:
         self._window = asyncio.Semaphore(1)
         self._last_rx = 0.0
         self._identity: tuple[object, ...] | None = None
+        self._last_rerun = 0.0
+        self._background: set[asyncio.Task[None]] = set()
         self.log = structlog.stdlib.get_logger("bridge.device").bind(device=self.device_id)
 
     # ---- public API -------------------------------------------------------------------
@@ -166,6 +174,16 @@ class DeviceSession:
         m = self.hello.max_payload
         stop_and_wait = self._link is not None and self._link.stop_and_wait
         return m if stop_and_wait else max(0, m - 4)
+
+    @property
+    def handshake_budget_s(self) -> float:
+        """Longest a handshake may take, seconds: every HELLO try with its pause, then the
+        routine's commands (used to bound how long commands wait for a board that is
+        connecting)."""
+        cfg = self.config
+        pauses = sum(min(0.1 * float(2**a), 2.0) for a in range(HELLO_ATTEMPTS))
+        commands = (2 + len(cfg.pins) + 4) * cfg.command_timeout_ms / 1000
+        return HELLO_ATTEMPTS * cfg.hello_timeout_ms / 1000 + pauses + commands
 
     async def request(
         self, type_: int, payload: bytes = b"", timeout_s: float | None = None
@@ -223,6 +241,7 @@ class DeviceSession:
             try:
                 link = await self.transport.open()
             except Exception as exc:  # any open failure: unplugged, busy, refused, bad URL
+                self.state = SessionState.OFFLINE
                 self._note_error(f"cannot open {self.transport.description}: {exc}")
                 self.log.warning(
                     "cannot open board",
@@ -320,15 +339,7 @@ class DeviceSession:
         changed = self._identity is not None and self._identity != hello.identity()
         self._identity = hello.identity()
         self.board_changed = changed
-        # Clear what a previous host left behind (subscription slots leak, Q6; RESET does
-        # not stop streams, Q16).
-        await self.request(PacketType.RESET)
-        await self.request(PacketType.STREAM_STOP)
-        for hook in self.handshake_hooks:
-            try:
-                await hook(self)
-            except (NakError, DeviceTimeoutError, CapabilityError) as exc:
-                self.log.warning("handshake step failed", error=str(exc))
+        await self._routine()
         self.state = SessionState.ONLINE
         self.online_since = time.monotonic()
         self.log.info(
@@ -342,7 +353,42 @@ class DeviceSession:
         )
         await self.observer.on_online(self, hello, changed)
 
+    async def _routine(self) -> None:
+        """The post-HELLO routine: clear what a previous host (or the board's previous
+        life) left behind — subscription slots leak (Q6), RESET does not stop streams
+        (Q16) — then the hooks: pin subscriptions, replay of retained values."""
+        await self.request(PacketType.RESET)
+        await self.request(PacketType.STREAM_STOP)
+        for hook in self.handshake_hooks:
+            try:
+                await hook(self)
+            except (NakError, DeviceTimeoutError, CapabilityError) as exc:
+                self.log.warning("handshake step failed", error=str(exc))
+
+    def suspect_reboot(self, why: str) -> None:
+        """The board may have rebooted with its port still open (reset button, watchdog,
+        OTA): it then forgot pin modes, subscriptions and written values, and nothing on
+        the wire says so. Run the routine again (it is idempotent); at most once per
+        REBOOT_CHECK_INTERVAL_S."""
+        now = time.monotonic()
+        if not self.online or now - self._last_rerun < REBOOT_CHECK_INTERVAL_S:
+            return
+        self._last_rerun = now
+        self.log.info("board may have rebooted: re-running the handshake routine", why=why)
+
+        async def rerun() -> None:
+            try:
+                await self._routine()
+            except BridgeError as exc:
+                self.log.warning("re-running the handshake routine failed", error=str(exc))
+
+        task = asyncio.get_running_loop().create_task(rerun())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _read_loop(self, link: Link) -> None:
+        stats = link.deframer.stats
+        garbage = stats.garbage_bytes
         while True:
             items = await link.receive()
             # StreamReader.read returns without suspending while bytes are buffered, so a
@@ -357,6 +403,11 @@ class DeviceSession:
                 self._last_rx = time.monotonic()
                 self.stats.packets_in += 1
                 self._dispatch(item)
+            if stats.garbage_bytes - garbage >= BOOT_NOISE_BYTES:
+                # A burst of non-protocol bytes: typically a boot banner (ESP32 ROM,
+                # bootloaders) after a reset the host could not see.
+                self.suspect_reboot(f"{stats.garbage_bytes - garbage} bytes of line noise")
+            garbage = stats.garbage_bytes
 
     def _dispatch(self, packet: Packet) -> None:
         if (
@@ -397,21 +448,23 @@ class DeviceSession:
         misses = 0
         while True:
             await asyncio.sleep(interval)
-            if time.monotonic() - self._last_rx < interval:
-                misses = 0
-                continue
-            try:
-                await self.request(PacketType.PING)
-                misses = 0
-            except NakError:
-                misses = 0
-            except DeviceTimeoutError:
-                misses += 1
-                self.log.info("keepalive PING unanswered", misses=misses)
-                if misses >= self.config.keepalive_misses:
-                    raise DisconnectedError(
-                        f"board stopped answering: {misses} keepalive PINGs unanswered"
-                    ) from None
+            if time.monotonic() - self._last_rx >= interval:
+                try:
+                    await self.request(PacketType.PING)
+                except DeviceTimeoutError:
+                    misses += 1
+                    self.log.info("keepalive PING unanswered", misses=misses)
+                    if misses >= self.config.keepalive_misses:
+                        raise DisconnectedError(
+                            f"board stopped answering: {misses} keepalive PINGs unanswered"
+                        ) from None
+                    continue
+                except NakError:
+                    pass  # an answer all the same
+            if misses:
+                # Silent for a while, then answering again: a reset looks like this.
+                self.suspect_reboot(f"answered again after {misses} unanswered PINGs")
+            misses = 0
 
     def _fail_pending(self, error: BridgeError) -> None:
         for pending in self._pending.values():

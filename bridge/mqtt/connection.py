@@ -88,6 +88,8 @@ class MqttConnection:
         self._connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._in_flight = 0
+        self._latest: dict[str, OutMessage] = {}
+        """Newest QoS>0 message per coalesced topic (one entry per topic: bounded)."""
         self._sending: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.published = 0
@@ -135,6 +137,8 @@ class MqttConnection:
         data = payload.encode() if isinstance(payload, str) else payload
         key: object = topic if coalesce else ("seq", next(self._counter))
         msg = OutMessage(topic, data, qos, retain, properties)
+        if coalesce and qos > 0:
+            self._latest[topic] = msg
         client = self._client
         if client is not None and self._connected.is_set() and key not in self._outbox:
             if qos == 0:
@@ -188,9 +192,10 @@ class MqttConnection:
             )
             self.published += 1
         except aiomqtt.MqttError:
-            # Back into the outbox unless a newer message for the same topic is waiting;
-            # it goes out after the next reconnect.
-            if key not in self._outbox:
+            # Back into the outbox (it goes out after the next reconnect), unless a newer
+            # message for the same topic exists: waiting, or already sent meanwhile.
+            newest = self._latest.get(key) if isinstance(key, str) else msg
+            if newest is msg and key not in self._outbox:
                 self._outbox[key] = msg
         finally:
             self._in_flight -= 1
@@ -203,8 +208,10 @@ class MqttConnection:
         for f in new:
             self._filters[f] = qos
         if new and self.connected and self._client is not None:
-            with contextlib.suppress(aiomqtt.MqttError):
+            try:
                 await self._subscribe(self._client, new)
+            except aiomqtt.MqttError as exc:  # re-applied on the next connect
+                log.warning("subscribe failed", filters=new, error=str(exc))
 
     async def unsubscribe(self, filters: Iterable[str]) -> None:
         """Drop subscriptions."""
@@ -214,28 +221,35 @@ class MqttConnection:
                 await self._client.unsubscribe(gone)
 
     async def fetch_retained(
-        self, filters: Iterable[str], settle_s: float = 1.0
+        self, filters: Iterable[str], quiet_s: float = 0.3, limit_s: float = 3.0
     ) -> dict[str, bytes]:
         """Retained messages under `filters` (topic → payload), read on a short-lived second
         connection so the main session's subscriptions stay untouched.
 
-        Waits `settle_s` seconds for the broker to deliver them. Raises aiomqtt.MqttError.
+        A broker sends retained messages in one burst after the SUBACK; reading stops once
+        nothing arrived for `quiet_s` seconds, or after `limit_s` in all.
+        Raises aiomqtt.MqttError.
         """
         wanted = list(filters)
         identifier = f"{self.settings.client_id}-r-{next(self._counter)}"
         found: dict[str, bytes] = {}
         async with self.make_client(identifier, persistent=False) as client:
             await client.subscribe([(f, 0) for f in wanted])
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(settle_s):
-                    async for message in client.messages:
-                        payload = message.payload
-                        # Some brokers (amqtt 0.12) also send retained messages matching
-                        # other sessions' subscriptions: keep only what was asked for.
-                        if not any(message.topic.matches(f) for f in wanted):
-                            continue
-                        if message.retain and isinstance(payload, bytes) and payload:
-                            found[message.topic.value] = payload
+            messages = aiter(client.messages)
+            deadline = asyncio.get_running_loop().time() + limit_s
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                try:
+                    message = await asyncio.wait_for(anext(messages), min(quiet_s, left))
+                except TimeoutError:
+                    break
+                payload = message.payload
+                # Some brokers (amqtt 0.12) also send retained messages matching other
+                # sessions' subscriptions: keep only what was asked for.
+                if not any(message.topic.matches(f) for f in wanted):
+                    continue
+                if message.retain and isinstance(payload, bytes) and payload:
+                    found[message.topic.value] = payload
         return found
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -312,9 +326,15 @@ class MqttConnection:
             # sends stale retained messages only for a fresh subscription, not on every
             # resumed session.
             options = SubscribeOptions(qos=1, retainAsPublished=True, retainHandling=1)
-            await client.subscribe([(f, options) for f in filters])
+            granted = await client.subscribe([(f, options) for f in filters])
         else:
-            await client.subscribe([(f, self._filters.get(f, 1)) for f in filters])
+            granted = await client.subscribe([(f, self._filters.get(f, 1)) for f in filters])
+        for topic_filter, code in zip(filters, granted, strict=False):
+            value = code if isinstance(code, int) else getattr(code, "value", 0)
+            if isinstance(value, int) and value >= 0x80:
+                # e.g. an ACL that does not cover the base topic: commands would never
+                # arrive, so say so loudly.
+                log.error("broker refused a subscription", filter=topic_filter, reason=str(code))
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
         # Drains the outbox (messages queued while away or while the window was full).
