@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from bridge.device.capabilities import (
     check_command,
+    check_module_args,
+    check_module_pins,
     check_pin_read,
     check_pin_write,
     check_subscribe,
@@ -182,6 +184,10 @@ def test_reads() -> None:
     assert read_is_analog(UNO.pins[14], PinMode.ANALOG)
     assert not read_is_analog(UNO.pins[14], None)  # has a digital function: digital read
     assert not read_is_analog(UNO.pins[14], PinMode.INPUT)
+    # an active analog_poll puts ADC counts on pin/{n}: a one-shot read must match them
+    assert read_is_analog(UNO.pins[14], None, analog_poll=True)
+    assert read_is_analog(UNO.pins[14], PinMode.INPUT, analog_poll=True)
+    assert not read_is_analog(UNO.pins[13], None, analog_poll=True)  # no ADC: never analog
 
 
 def test_subscriptions() -> None:
@@ -277,6 +283,96 @@ def test_module_commands() -> None:
         "module 4 (i2c_pass) has no command 0x01 (commands: none)",
     ):
         module_command_spec(WORKSHOP, 4, 1)
+
+
+def test_module_pin_arguments_are_checked_against_the_board() -> None:
+    """Pin arguments of module commands (§8) need a pin with the right capability bits:
+    the firmware checks none (Q12)."""
+    servo = CATALOG["servo"].commands["attach"]
+    check_module_pins(KITCHEN, servo, {"pin": 1, "min_us": 0, "max_us": 0})
+    check_module_pins(KITCHEN, servo, {"pin": 0})  # DIGITAL_OUT without PWM is enough
+    with refused(
+        CapabilityError,
+        "INVALID_PIN",
+        "servo.attach: pin 200 does not exist: this board has 10 pins",
+    ):
+        check_module_pins(KITCHEN, servo, {"pin": 200})
+    with refused(
+        CapabilityError,
+        "PIN_MODE_UNSUPPORTED",
+        "servo.attach: pin 3 supports input, input_pullup; not output "
+        "(output pins: 0, 1, 2, 4, 5, 6, 7, 8, 9)",
+    ):
+        check_module_pins(KITCHEN, servo, {"pin": 3})
+    dht = CATALOG["dht"].commands["begin"]
+    check_module_pins(KITCHEN, dht, {"pin": 4, "sensor_type": 22})
+    with refused(  # bidirectional: an input-only pin cannot start a reading
+        CapabilityError,
+        "PIN_MODE_UNSUPPORTED",
+        "dht.begin: pin 3 supports input, input_pullup; not output "
+        "(output pins: 0, 1, 2, 4, 5, 6, 7, 8, 9)",
+    ):
+        check_module_pins(KITCHEN, dht, {"pin": 3, "sensor_type": 22})
+    set_input = CATALOG["pid"].commands["set_input"]
+    check_module_pins(WORKSHOP, set_input, {"pin": 12})
+    with refused(
+        CapabilityError,
+        "PIN_MODE_UNSUPPORTED",
+        "pid.set_input: pin 4 supports input, output, pwm, input_pullup; not analog "
+        "(analog pins: 12, 13, 14)",
+    ):
+        check_module_pins(WORKSHOP, set_input, {"pin": 4})
+    with refused(
+        CapabilityError,
+        "PIN_MODE_UNSUPPORTED",
+        "pid.set_input: pin 13 supports input, output, input_pullup; not analog "
+        "(analog pins: 14, 15, 16, 17, 18, 19)",
+    ):
+        check_module_pins(UNO, set_input, {"pin": 13})
+    set_output = CATALOG["pid"].commands["set_output"]
+    with refused(
+        CapabilityError,
+        "PIN_MODE_UNSUPPORTED",
+        "pid.set_output: pin 14 supports input, output, analog, input_pullup; not pwm "
+        "(pwm pins: 3, 5, 6, 9, 10, 11)",
+    ):
+        check_module_pins(UNO, set_output, {"pin": 14})
+    config = CATALOG["stepper"].commands["config"]
+    check_module_pins(WORKSHOP, config, {"step_pin": 2, "dir_pin": 3, "en_pin": 0xFF})
+    check_module_pins(WORKSHOP, config, {"step_pin": 2, "dir_pin": 3, "en_pin": 4})
+    with refused(
+        CapabilityError,
+        "INVALID_PIN",
+        "stepper.config: en_pin: pin 32 does not exist: this board has 16 pins",
+    ):
+        check_module_pins(WORKSHOP, config, {"step_pin": 2, "dir_pin": 3, "en_pin": 32})
+    with refused(
+        CapabilityError,
+        "INVALID_PIN",
+        "stepper.config: dir_pin: pin 16 does not exist: this board has 16 pins",
+    ):
+        check_module_pins(WORKSHOP, config, {"step_pin": 2, "dir_pin": 16})
+    attach = CATALOG["encoder"].commands["attach"]
+    with refused(
+        CapabilityError,
+        "INVALID_PIN",
+        "encoder.attach: pin_b: pin 20 does not exist: this board has 20 pins",
+    ):
+        check_module_pins(UNO, attach, {"pin_a": 2, "pin_b": 20})
+    # commands without pins, and the OLED's I2C address, are not pin checked
+    check_module_pins(UNO, CATALOG["oled1306"].commands["begin"], {"i2c_addr": 0x3C})
+    check_module_pins(UNO, CATALOG["servo"].commands["write"], {"angle": 90})
+    # bytes in: the catalog's checks first, then the board's pins
+    assert check_module_args(WORKSHOP, set_input, b"\x0c") == {"pin": 12}
+    with refused(PayloadError, "BAD_ARGUMENT", "pid.set_input: 1 bytes after the last argument"):
+        check_module_args(WORKSHOP, set_input, b"\x04\x00")
+    with refused(
+        CapabilityError,
+        "PIN_MODE_UNSUPPORTED",
+        "pid.set_input: pin 4 supports "
+        "input, output, pwm, input_pullup; not analog (analog pins: 12, 13, 14)",
+    ):
+        check_module_args(WORKSHOP, set_input, b"\x04")
 
 
 # ------------------------------------------------------------------------------ raw commands
@@ -517,6 +613,20 @@ def test_raw_datastreams_and_modules() -> None:
     ok(KITCHEN, PacketType.MOD_CMD, b"\x00\x02\x5a")  # servo write 90
     ok(KITCHEN, PacketType.MOD_CMD, b"\x00\x01\x01\x00\x00\x00\x00")  # servo attach pin 1
     assert bad(KITCHEN, PacketType.MOD_CMD, b"\x00\x02\xc8").name == "BAD_ARGUMENT"
+    # pin arguments are checked like the typed topic's (servo attach pin 200, 10-pin board)
+    error = bad(KITCHEN, PacketType.MOD_CMD, b"\x00\x01\xc8\x00\x00\x00\x00")
+    assert (error.kind, error.name, str(error)) == (
+        "capability",
+        "INVALID_PIN",
+        "servo.attach: pin 200 does not exist: this board has 10 pins",
+    )
+    ok(WORKSHOP, PacketType.MOD_CMD, b"\x03\x03\x0e")  # pid set_input pin 14 (ADC)
+    error = bad(WORKSHOP, PacketType.MOD_CMD, b"\x03\x03\x04")  # pin 4: no ADC
+    assert (error.kind, error.name) == ("capability", "PIN_MODE_UNSUPPORTED")
+    ok(WORKSHOP, PacketType.MOD_CMD, b"\x01\x01\x02\x03\xff\xc8\x00")  # en_pin none
+    assert bad(WORKSHOP, PacketType.MOD_CMD, b"\x01\x01\x02\x03\x40\xc8\x00").name == (
+        "INVALID_PIN"
+    )
     assert bad(KITCHEN, PacketType.MOD_CMD, b"\x00").name == "BAD_LENGTH"
 
 

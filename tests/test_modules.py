@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.protocol import PacketType, PayloadDecodeError, ProtocolError, encode_packet
-from bridge.protocol.constants import FLOAT32_MAX
+from bridge.protocol.constants import FLOAT32_MAX, Capability
 from bridge.protocol.modules import (
     CATALOG,
     ArgSpec,
@@ -103,6 +103,39 @@ def test_command_spec_invariants(spec: CommandSpec) -> None:
             assert not arg.required
     assert (spec.reply is ReplyKind.MOD_RESP) == (spec.decode_resp is not None)
     assert spec.qualified_name == f"{spec.module}.{spec.name}"
+    for arg in spec.args:
+        looks_like_a_pin = arg.name == "pin" or "_pin" in arg.name or arg.name.startswith("pin_")
+        assert looks_like_a_pin == (arg.pin is not None), f"{arg.name}: pin arguments are marked"
+        if arg.pin is not None:
+            assert arg.type is WireType.U8 and arg.pin != Capability.NONE
+        if arg.no_pin is not None:
+            assert arg.pin is not None and arg.default == arg.no_pin
+    assert spec.pin_args == tuple(a for a in spec.args if a.pin is not None)
+
+
+def test_pin_arguments_need_the_right_capabilities() -> None:
+    """Every pin argument of the catalog and what the pin must have (§5.2, §8, Q12)."""
+    di, do = Capability.DIGITAL_IN, Capability.DIGITAL_OUT
+    marked = {
+        f"{c.qualified_name} {a.name}": (a.pin, a.no_pin)
+        for m in CATALOG.values()
+        for c in m.commands.values()
+        for a in c.pin_args
+    }
+    assert marked == {
+        "servo.attach pin": (do, None),  # the Servo library bit-bangs: any digital output
+        "neopixel.begin pin": (do, None),
+        "dht.begin pin": (di | do, None),  # one bidirectional data wire
+        "encoder.attach pin_a": (di, None),
+        "encoder.attach pin_b": (di, None),
+        "stepper.config step_pin": (do, None),
+        "stepper.config dir_pin": (do, None),
+        "stepper.config en_pin": (do, 0xFF),  # 255 = no enable pin
+        "pid.set_input pin": (Capability.ANALOG_IN, None),  # unguarded analogRead (§4.2)
+        "pid.set_output pin": (Capability.PWM_OUT, None),
+    }
+    # oled1306 takes an I2C address, not a pin
+    assert CATALOG["oled1306"].commands["begin"].pin_args == ()
 
 
 def test_reply_kinds() -> None:

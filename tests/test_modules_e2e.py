@@ -335,3 +335,102 @@ async def test_ambiguous_events_go_to_unknown(
             "data": "AQAAAAEA",  # base64 of count 1 (i32le), delta 1 (i16le)
             "candidates": ["encoder_0", "encoder_1"],
         }
+
+
+# ------------------------------------------------------------------------------ pin arguments
+
+
+def mod_cmds(r: Rig) -> list[bytes]:
+    return [p.payload for p in r.board.received if p.type == PacketType.MOD_CMD]
+
+
+async def test_pin_arguments_checked_against_the_board(kitchen: Rig) -> None:
+    """servo attach on a pin the 10-pin kitchen board lacks, or on an input-only pin: the
+    firmware would take it (Q12); the bridge refuses it and sends nothing."""
+    assert mod_cmds(kitchen) == []
+    cases = [
+        (
+            "module/servo/attach",
+            '{"pin": 200}',
+            "INVALID_PIN",
+            "servo.attach: pin 200 does not exist: this board has 10 pins",
+        ),
+        (
+            "module/servo/attach",
+            "[3, 544, 2400]",
+            "PIN_MODE_UNSUPPORTED",
+            "servo.attach: pin 3 supports input, input_pullup; not output "
+            "(output pins: 0, 1, 2, 4, 5, 6, 7, 8, 9)",
+        ),
+        (
+            "module/dht/begin",
+            "3",
+            "PIN_MODE_UNSUPPORTED",
+            "dht.begin: pin 3 supports input, input_pullup; not output "
+            "(output pins: 0, 1, 2, 4, 5, 6, 7, 8, 9)",
+        ),
+    ]
+    for suffix, payload, name, message in cases:
+        report = await kitchen.refused(suffix, payload)
+        assert report == {
+            "topic": f"{kitchen.p}/{suffix}",
+            "error": "capability",
+            "code": None,
+            "name": name,
+            "message": message,
+        }
+        assert kitchen.rec.messages(f"{kitchen.p}/{suffix}/result") == []
+    assert mod_cmds(kitchen) == []
+    servo = kitchen.board.modules[0]
+    assert isinstance(servo, Servo) and servo.pin is None
+    # a pin that can do it still goes through (digital output 0 has no PWM: not needed)
+    reply = await kitchen.request("module/servo/attach", "0")
+    assert reply == {"ok": True}
+    assert mod_cmds(kitchen) == [b"\x00\x01\x00\x00\x00\x00\x00"]
+
+
+async def test_pid_input_needs_an_analog_pin(workshop: Rig) -> None:
+    """pid set_input on a pin without ANALOG_IN would make the board analogRead it unguarded
+    every 100 ms (can hang an Uno R4, §4.2): refused, nothing sent."""
+    await run_table(
+        workshop,
+        [
+            ("module/pid/set_input", '{"pin": 12}', b"\x03\x03\x0c", {}),
+            # en_pin 255 means "none" and is not a pin
+            ("module/stepper/config", "[2, 3, 255]", b"\x01\x01\x02\x03\xff\xc8\x00", {}),
+        ],
+    )
+    sent = [b"\x03\x03\x0c", b"\x01\x01\x02\x03\xff\xc8\x00"]
+    assert mod_cmds(workshop) == sent
+    cases = [
+        (
+            "module/pid/set_input",
+            "4",
+            "PIN_MODE_UNSUPPORTED",
+            "pid.set_input: pin 4 supports input, output, pwm, input_pullup; not analog "
+            "(analog pins: 12, 13, 14)",
+        ),
+        (
+            "module/pid/set_output",
+            '{"pin": 13}',
+            "PIN_MODE_UNSUPPORTED",
+            "pid.set_output: pin 13 supports input, output, analog, input_pullup; not pwm "
+            "(pwm pins: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)",
+        ),
+        (
+            "module/stepper/config",
+            '{"step_pin": 2, "dir_pin": 3, "en_pin": 16}',
+            "INVALID_PIN",
+            "stepper.config: en_pin: pin 16 does not exist: this board has 16 pins",
+        ),
+    ]
+    for suffix, payload, name, message in cases:
+        report = await workshop.refused(suffix, payload)
+        assert report == {
+            "topic": f"{workshop.p}/{suffix}",
+            "error": "capability",
+            "code": None,
+            "name": name,
+            "message": message,
+        }
+    assert mod_cmds(workshop) == sent  # no MOD_CMD for any refusal

@@ -340,6 +340,32 @@ async def test_analog_poll_subscription(uno: Rig) -> None:
     assert uno.sent(mark) == [(PacketType.PIN_UNSUBSCRIBE, b"\x0e")]
 
 
+async def test_get_reads_analog_while_analog_poll_runs(uno: Rig) -> None:
+    """`pin/14` carries ADC counts from the PIN_EVENTs of an analog_poll: a one-shot get
+    must read analog too, not digital 0/1, even when the pin's mode is unknown or digital."""
+    uno.board.set_pin(14, 700)
+    await uno.request("pin/14/subscribe/set", '{"mode": "analog_poll", "threshold": 4}')
+    await uno.rec.wait_for(f"{uno.p}/pin/14", payload=b"700")
+    mark = uno.mark()
+    assert await uno.request("pin/14/get", "") == {"ok": True, "pin": 14, "value": 700}
+    await uno.request("pin/14/mode/set", "input")
+    assert await uno.request("pin/14/get", "") == {"ok": True, "pin": 14, "value": 700}
+    assert uno.sent(mark) == [
+        (PacketType.PIN_READ, b"\x0e\x03"),  # analog, although the mode is unknown
+        (PacketType.PIN_MODE, b"\x0e\x00"),
+        (PacketType.PIN_READ, b"\x0e\x03"),  # analog, although the mode is input
+    ]
+    await wait_until(lambda: len(pin_events(uno, 14)) >= 3)
+    assert set(pin_events(uno, 14)) == {b"700"}  # never a digital 0/1 in the ADC series
+    # once the subscription is off, the input-mode pin is read digitally again
+    await uno.request("pin/14/subscribe/set", "off")
+    mark = uno.mark()
+    reply = await uno.request("pin/14/get", "")
+    assert reply["value"] in (0, 1)
+    assert uno.sent(mark) == [(PacketType.PIN_READ, b"\x0e\x00")]
+    assert uno.rec.messages(f"{uno.p}/error") == []
+
+
 async def test_edge_subscriptions_are_polled_by_the_bridge(uno: Rig) -> None:
     board = uno.board
     board.set_pin(2, 0)

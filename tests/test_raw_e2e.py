@@ -368,6 +368,23 @@ async def test_mod_cmd_raw(mqtt_broker: Broker, base_topic: str, tmp_path: Path)
             "servo.write: angle must be an integer 0..180, got 200",
         )
         assert (await evt(r, mark, "83")).payload == pkt(PacketType.NAK, 2, b"\x09")
+        # pin arguments are checked like the typed topic's: servo attach pin 200 on a 10-pin
+        # board is refused with the same report, NAKed INVALID_PIN, and never sent
+        mark = r.rec.mark()
+        report = await r.refused(
+            "cmd/40", pkt(PacketType.MOD_CMD, 4, b"\x00\x01\xc8\x00\x00\x00\x00")
+        )
+        assert report == {
+            "topic": f"{r.p}/cmd/40",
+            "error": "capability",
+            "code": None,
+            "name": "INVALID_PIN",
+            "message": "servo.attach: pin 200 does not exist: this board has 10 pins",
+        }
+        assert (await evt(r, mark, "83")).payload == pkt(PacketType.NAK, 4, b"\x04")
+        assert [p.payload for p in r.board.received if p.type == PacketType.MOD_CMD] == [
+            b"\x00\x02\x5a"
+        ]
         await r.request("module/dht/begin", "[4]")
         reply, mark = await raw(r, pkt(PacketType.MOD_CMD, 3, b"\x02\x02"), "40")
         resp = await evt(r, mark, "c1")
@@ -376,6 +393,32 @@ async def test_mod_cmd_raw(mqtt_broker: Broker, base_topic: str, tmp_path: Path)
             3,
             next(p for p in reversed(r.board.sent) if p.type == 0xC1).payload,
         )
+
+
+async def test_mod_cmd_raw_pid_input_needs_an_adc_pin(
+    mqtt_broker: Broker, base_topic: str, tmp_path: Path
+) -> None:
+    """A raw pid set_input on a pin without ANALOG_IN (the board would analogRead it
+    unguarded every 100 ms, §4.2) is refused like the typed topic: NAK 0x05, nothing sent."""
+    async with rig(mqtt_broker, base_topic, tmp_path, "workshop") as r:
+        mark = r.rec.mark()
+        report = await r.refused("cmd", pkt(PacketType.MOD_CMD, 7, b"\x03\x03\x04"))
+        assert report == {
+            "topic": f"{r.p}/cmd",
+            "error": "capability",
+            "code": None,
+            "name": "PIN_MODE_UNSUPPORTED",
+            "message": "pid.set_input: pin 4 supports input, output, pwm, input_pullup; not "
+            "analog (analog pins: 12, 13, 14)",
+        }
+        assert (await evt(r, mark, "83")).payload == pkt(PacketType.NAK, 7, b"\x05")
+        assert [p for p in r.board.received if p.type == PacketType.MOD_CMD] == []
+        reply, mark = await raw(r, pkt(PacketType.MOD_CMD, 8, b"\x03\x03\x0c"), "40")
+        assert reply == {"ok": True, "type": "ACK", "seq": 8, "packet": pkt(0x82, 8).hex()}
+        assert (await evt(r, mark, "82")).payload == pkt(PacketType.ACK, 8)
+        assert [p.payload for p in r.board.received if p.type == PacketType.MOD_CMD] == [
+            b"\x03\x03\x0c"
+        ]
 
 
 async def test_allow_raw_false_and_read_only(

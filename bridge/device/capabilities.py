@@ -38,6 +38,7 @@ from bridge.protocol.constants import (
 from bridge.protocol.hello import DatastreamDescriptor, HelloResp, PinCapability
 from bridge.protocol.modules import (
     CATALOG,
+    ArgSpec,
     CommandSpec,
     ModuleArgumentError,
     WireType,
@@ -207,9 +208,13 @@ def check_pin_write(
     return PinMode.OUTPUT
 
 
-def read_is_analog(p: PinCapability, current: PinMode | None) -> bool:
-    """Whether a one-shot read of pin `p` is analog: in analog mode, or when the mode is
-    unknown and the pin has an ADC but no digital function."""
+def read_is_analog(p: PinCapability, current: PinMode | None, *, analog_poll: bool = False) -> bool:
+    """Whether a one-shot read of pin `p` is analog: while an analog_poll subscription runs
+    on it (its `pin/{n}` topic carries ADC counts then, so a digital 0/1 would break the
+    series), in analog mode, or when the mode is unknown and the pin has an ADC but no
+    digital function. `analog_poll` only counts on an ANALOG_IN pin."""
+    if analog_poll and p.capabilities & Capability.ANALOG_IN:
+        return True
     if current is PinMode.ANALOG:
         return True
     digital = Capability.DIGITAL_IN | Capability.DIGITAL_OUT
@@ -427,6 +432,75 @@ def decode_module_args(spec: CommandSpec, data: bytes) -> dict[str, object]:
     return values
 
 
+_CAPABILITY_MODE: Mapping[Capability, PinMode] = {
+    Capability.DIGITAL_IN: PinMode.INPUT,
+    Capability.DIGITAL_OUT: PinMode.OUTPUT,
+    Capability.PWM_OUT: PinMode.PWM,
+    Capability.ANALOG_IN: PinMode.ANALOG,
+}
+"""The pin mode whose capability check stands for each bit a module pin argument needs."""
+
+
+def _require_capability(hello: HelloResp, pin: int, needs: Capability) -> None:
+    """Pin `pin` exists and has every bit of `needs`; messages as `require_mode`'s."""
+    p = require_pin(hello, pin)
+    for bit in Capability:
+        if not bit or not bit & needs:
+            continue
+        mode = _CAPABILITY_MODE.get(bit)
+        if mode is not None:
+            require_mode(hello, pin, mode)
+        elif not p.capabilities & bit:
+            name = str(bit.name)
+            have = ", ".join(p.capability_names) or "no capability"
+            raise CapabilityError(
+                f"pin {pin} has {have}; not {name.lower()} ({name.lower()} pins: "
+                f"{_pins_with(hello, bit)})",
+                "PIN_MODE_UNSUPPORTED",
+            )
+
+
+def check_module_pins(hello: HelloResp, spec: CommandSpec, values: Mapping[str, object]) -> None:
+    """Every pin argument of module command `spec` (`ArgSpec.pin`, §8) names a pin of the
+    board with the capability the module needs (§5.2): the firmware checks none (Q12),
+    and e.g. `pid.set_input` on a pin without ANALOG_IN makes it `analogRead` there every
+    100 ms, which can hang an Uno R4 (§4.2). A `no_pin` value (stepper en_pin 255) and
+    arguments missing from `values` are not checked.
+
+    Raises CapabilityError `INVALID_PIN` (`servo.attach: pin 200 does not exist: this
+    board has 10 pins`) or `PIN_MODE_UNSUPPORTED` (`pid.set_input: pin 4 supports input,
+    output, pwm, input_pullup; not analog (analog pins: 12, 13, 14)`); the argument is
+    named when it is not called `pin` (`stepper.config: dir_pin: pin 20 …`).
+    """
+    for arg in spec.pin_args:
+        value = values.get(arg.name)
+        if isinstance(value, bool) or not isinstance(value, int) or value == arg.no_pin:
+            continue
+        assert arg.pin is not None
+        try:
+            _require_capability(hello, value, arg.pin)
+        except CapabilityError as exc:
+            raise CapabilityError(f"{_pin_label(spec, arg)}{exc}", exc.name) from None
+
+
+def _pin_label(spec: CommandSpec, arg: ArgSpec) -> str:
+    where = spec.qualified_name
+    return f"{where}: " if arg.name == "pin" else f"{where}: {arg.name}: "
+
+
+def check_module_args(hello: HelloResp, spec: CommandSpec, data: bytes) -> dict[str, object]:
+    """The argument values of MOD_CMD args bytes for `spec`, checked as a whole: the
+    catalog's checks (`decode_module_args`) and the board's pins (`check_module_pins`).
+    Raw MOD_CMD packets and typed `module/{mod}/{command}` topics both go through it.
+
+    Raises PayloadError `BAD_ARGUMENT`, CapabilityError `INVALID_PIN` or
+    `PIN_MODE_UNSUPPORTED`.
+    """
+    values = decode_module_args(spec, data)
+    check_module_pins(hello, spec, values)
+    return values
+
+
 def module_command_spec(hello: HelloResp, module_id: int, code: int) -> CommandSpec | None:
     """The catalog spec of command `code` of module `module_id`; None for a module that is
     not a built-in (its commands are unknown to the bridge, so only its presence is
@@ -627,7 +701,7 @@ def check_command(
         _at_least(name, payload, 2, "[module_id, command, args…]")
         spec = module_command_spec(hello, payload[0], payload[1])
         if spec is not None:
-            decode_module_args(spec, payload[2:])
+            check_module_args(hello, spec, payload[2:])
     elif kind is PacketType.STREAM_START:
         _need(name, payload, (5,), "[pin_mask u16le, rate_hz u16le, 0x00]")
         check_stream_mask(hello, payload[0] | payload[1] << 8)
@@ -696,6 +770,8 @@ __all__ = [
     "check_command",
     "check_ds_write_value",
     "check_i2c_address",
+    "check_module_args",
+    "check_module_pins",
     "check_payload_size",
     "check_pin_read",
     "check_pin_write",

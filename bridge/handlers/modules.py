@@ -11,7 +11,11 @@ CONDUYT-PROTOCOL.md §8 (module tables, encoded by `bridge.protocol.modules.CATA
   `x` unless the command has an argument called `value` (pid `set_target`). A
   `"transaction"` member is echoed, never sent. Types, ranges, choices and sizes are
   checked by the catalog before anything is sent; defaults fill omitted arguments
-  because the firmware reads missing bytes as 0 (§4.2).
+  because the firmware reads missing bytes as 0 (§4.2). Pin arguments must name a pin of
+  the board with the capability the module needs (`ArgSpec.pin`; the firmware checks
+  none, Q12): `pid/set_input` on a pin without ANALOG_IN is refused, since the board
+  would `analogRead` it unguarded every 100 ms (§4.2). Raw MOD_CMD packets get the same
+  checks (`check_module_args`).
 - Every successful command publishes `{"ok": true, …}` on `{command topic}/result`
   (QoS 1, not retained): MOD_RESP data decoded by the catalog (dht read →
   `temperature_c`, `humidity_percent`; encoder read → `count`), and plain
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bridge.device.capabilities import check_module_args
 from bridge.errors import CapabilityError, PayloadError
 from bridge.mqtt.payloads import dumps, parse_command_payload
 from bridge.mqtt.topics import find_module, module_slugs
@@ -121,7 +126,8 @@ async def handle_module(board: BoardBridge, command: Command) -> dict[str, Any]:
     """`module/{mod}/{command}`: check the arguments against the catalog, send MOD_CMD
     `[module_id][cmd][args…]`, publish the outcome on `…/result` and return it.
 
-    Raises CapabilityError (MODULE_NOT_LOADED, UNKNOWN_MODULE_CMD, PAYLOAD_TOO_LARGE),
+    Raises CapabilityError (MODULE_NOT_LOADED, UNKNOWN_MODULE_CMD, INVALID_PIN and
+    PIN_MODE_UNSUPPORTED for a pin argument the board cannot serve, PAYLOAD_TOO_LARGE),
     PayloadError (BAD_ARGUMENT, NOT_UTF8, BAD_REPLY), NakError, DeviceTimeoutError,
     DisconnectedError.
     """
@@ -131,6 +137,8 @@ async def handle_module(board: BoardBridge, command: Command) -> dict[str, Any]:
         data = encode_args(spec, args)
     except ModuleArgumentError as exc:
         raise PayloadError(str(exc), "BAD_ARGUMENT") from None
+    # The same checks as a raw MOD_CMD, pins against this board included.
+    check_module_args(board.require_hello(), spec, data)
     payload = mod_cmd(module.module_id, spec.code, data)
     session = board.require_session()
     reply = await session.request(PacketType.MOD_CMD, payload)

@@ -21,6 +21,10 @@ What the bridge supplies that the firmware cannot:
   rule for a PIN_WRITE without a mode byte, and lets sketches that set their pins up in
   `setup()` work without a `mode/set` first. A pin known to be in an input mode
   (input, input_pullup, analog) is never written.
+- **Reads say what they are.** `get` reads analog (mode byte 3) in analog mode, while an
+  analog_poll subscription runs on the pin (whose `pin/{n}` carries ADC counts) and on an
+  ADC-only pin of unknown mode; otherwise digital (mode byte 0). It never relies on the
+  board's remembered mode.
 - **Writes always carry the mode byte** (OUTPUT for a level, PWM for a duty), so duty 1
   is a real PWM duty instead of the firmware's digital HIGH (§4.2).
 - **Edge subscriptions.** The firmware accepts CHANGE/RISING/FALLING but never fires them
@@ -518,15 +522,19 @@ class PinController:
         return {"pin": pin, "value": value, "mode": mode_name(mode)}
 
     async def handle_get(self, board: BoardBridge, command: Command) -> dict[str, Any]:
-        """`pin/{n}/get` (payload ignored) → PIN_READ `[n][ANALOG]` in analog mode (ANALOG_IN
-        pins only) else `[n][INPUT]` (digitalRead); the value is published on `pin/{n}`.
+        """`pin/{n}/get` (payload ignored) → PIN_READ `[n][ANALOG]` in analog mode or while an
+        analog_poll subscription runs on the pin (ANALOG_IN pins only: `pin/{n}` carries
+        ADC counts then, and a digital 0/1 would break that series), else `[n][INPUT]`
+        (digitalRead); the value is published on `pin/{n}`.
 
         Raises CapabilityError, NakError, DeviceTimeoutError, DisconnectedError,
         PayloadError (`BAD_REPLY` for a short PIN_READ_RESP).
         """
         session, hello = self._session()
         pin = parse_pin_ref(hello, command.parsed.target)
-        analog = read_is_analog(require_pin(hello, pin), self.modes.get(pin))
+        analog = read_is_analog(
+            require_pin(hello, pin), self.modes.get(pin), analog_poll=self.analog_polled(pin)
+        )
         check_pin_read(hello, pin, analog)
         reply = await session.request(
             PacketType.PIN_READ, pin_read(pin, PinMode.ANALOG if analog else PinMode.INPUT)
@@ -559,6 +567,14 @@ class PinController:
         await self.activate(session, hello, sub)
         self.overrides[pin] = sub
         return {"pin": pin, "subscription": sub.describe()}
+
+    def analog_polled(self, pin: int) -> bool:
+        """Whether an analog_poll subscription is in force on `pin` (its PIN_EVENTs put
+        ADC counts on `pin/{n}`)."""
+        sub = self.active.get(pin)
+        return pin in self.board_active or (
+            sub is not None and sub.mode is SubscribeMode.ANALOG_POLL
+        )
 
     # ---- for raw packets ---------------------------------------------------------------
 

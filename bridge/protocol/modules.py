@@ -28,6 +28,29 @@ parses the data of MOD_RESP (after the module_id byte) and MOD_EVENT (after the 
 
 Arguments are always encoded completely (defaults filled in), because the firmware reads
 missing bytes as 0 (§4.2): e.g. a stepper `config` without en_pin would drive pin 0 LOW.
+
+Pin arguments carry the capability bits (§5.2) the pin must have (`ArgSpec.pin`), because
+the firmware checks none (Q12) and `pid.set_input` on a non-ADC pin makes it call an
+unguarded `analogRead` every 100 ms, which can hang an Uno R4 (§4.2). The bridge checks
+them against HELLO_RESP (`bridge.device.capabilities.check_module_pins`):
+
+| argument                          | needs                      | why                          |
+|-----------------------------------|----------------------------|------------------------------|
+| servo.attach pin                  | DIGITAL_OUT                | see below                    |
+| neopixel.begin pin                | DIGITAL_OUT                | bit-banged data line         |
+| dht.begin pin                     | DIGITAL_IN and DIGITAL_OUT | one bidirectional data wire  |
+| encoder.attach pin_a, pin_b       | DIGITAL_IN                 | INPUT_PULLUP, polled         |
+| stepper.config step_pin, dir_pin  | DIGITAL_OUT                | driven outputs               |
+| stepper.config en_pin             | DIGITAL_OUT, unless 255    | 255 = no enable pin          |
+| pid.set_input pin                 | ANALOG_IN                  | `analogRead` every 100 ms    |
+| pid.set_output pin                | PWM_OUT                    | `analogWrite`                |
+
+servo.attach asks for DIGITAL_OUT, not PWM_OUT: the Arduino Servo library does not use the
+hardware PWM of the pin. On AVR, megaAVR, SAMD and Renesas it toggles the pin with
+`digitalWrite` from a timer interrupt (so any digital output works, and it even disables
+PWM on pins 9/10 of an Uno), and ESP32 servo libraries route an LEDC channel to any output
+GPIO. Requiring PWM_OUT would refuse pins that work. oled1306 takes an I2C address, not a
+pin.
 """
 
 from __future__ import annotations
@@ -42,7 +65,7 @@ from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from bridge.protocol.constants import FLOAT32_MAX, PacketType
+from bridge.protocol.constants import FLOAT32_MAX, Capability, PacketType
 from bridge.protocol.errors import PayloadDecodeError, ProtocolError
 from bridge.protocol.values import shortest_float32
 
@@ -181,6 +204,9 @@ class ArgSpec:
     `optional`, in which case nothing is sent: only for a trailing argument such as
     neopixel's `w`). `choices` restricts an integer to listed values. `accepts_bool`
     lets a flag argument take true/false (sent as 1/0); other numbers refuse bools.
+    `pin` marks an argument that is a pin number (HELLO pin index, §6.1) with the
+    capability bits (§5.2) the pin must have, all of them (None = not a pin); `no_pin` is
+    a value meaning "no pin", which is not checked (stepper en_pin 255).
     """
 
     name: str
@@ -192,6 +218,8 @@ class ArgSpec:
     optional: bool = False
     choices: tuple[int, ...] | None = None
     accepts_bool: bool = False
+    pin: Capability | None = None
+    no_pin: int | None = None
 
     @property
     def required(self) -> bool:
@@ -238,6 +266,11 @@ class CommandSpec:
     def arg_names(self) -> tuple[str, ...]:
         """Argument names in wire order."""
         return tuple(a.name for a in self.args)
+
+    @property
+    def pin_args(self) -> tuple[ArgSpec, ...]:
+        """The arguments that are pin numbers (`ArgSpec.pin` set), in wire order."""
+        return tuple(a for a in self.args if a.pin is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,8 +358,12 @@ def _arg(
     optional: bool = False,
     choices: tuple[int, ...] | None = None,
     accepts_bool: bool = False,
+    pin: Capability | None = None,
+    no_pin: int | None = None,
 ) -> ArgSpec:
-    return ArgSpec(name, type_, min, max, default, doc, optional, choices, accepts_bool)
+    return ArgSpec(
+        name, type_, min, max, default, doc, optional, choices, accepts_bool, pin, no_pin
+    )
 
 
 def _u8(name: str, doc: str, **kw: Any) -> ArgSpec:
@@ -343,6 +380,15 @@ def _i32(name: str, doc: str, **kw: Any) -> ArgSpec:
 
 def _f32arg(name: str, doc: str, **kw: Any) -> ArgSpec:
     return _arg(name, WireType.F32, doc, **kw)
+
+
+def _pin(name: str, doc: str, needs: Capability, **kw: Any) -> ArgSpec:
+    """A u8 pin-number argument whose pin must have every bit of `needs` (§5.2)."""
+    return _arg(name, WireType.U8, doc, pin=needs, **kw)
+
+
+_DI = Capability.DIGITAL_IN
+_DO = Capability.DIGITAL_OUT
 
 
 _RGB = (
@@ -377,7 +423,7 @@ SERVO = _module(
             "attach",
             ServoCommand.ATTACH,
             (
-                _u8("pin", "signal pin (HELLO pin index)"),
+                _pin("pin", "signal pin (HELLO pin index; needs DIGITAL_OUT)", _DO),
                 _u16("min_us", "pulse width at 0°, µs; 0 = firmware default 544", default=0),
                 _u16("max_us", "pulse width at 180°, µs; 0 = firmware default 2400", default=0),
             ),
@@ -407,7 +453,7 @@ NEOPIXEL = _module(
             "begin",
             NeoPixelCommand.BEGIN,
             (
-                _u8("pin", "data pin (HELLO pin index)"),
+                _pin("pin", "data pin (HELLO pin index; needs DIGITAL_OUT)", _DO),
                 _u16("count", "number of pixels"),
                 _u8(
                     "type",
@@ -453,7 +499,11 @@ DHT = _module(
             "begin",
             DhtCommand.BEGIN,
             (
-                _u8("pin", "data pin (HELLO pin index)"),
+                _pin(
+                    "pin",
+                    "data pin (HELLO pin index; bidirectional: needs DIGITAL_IN and DIGITAL_OUT)",
+                    _DI | _DO,
+                ),
                 _u8(
                     "sensor_type",
                     "22 = DHT22, 11 = DHT11 (firmware: any value but 22 means DHT11)",
@@ -484,7 +534,10 @@ ENCODER = _module(
         CommandSpec(
             "attach",
             EncoderCommand.ATTACH,
-            (_u8("pin_a", "channel A pin"), _u8("pin_b", "channel B pin")),
+            (
+                _pin("pin_a", "channel A pin (needs DIGITAL_IN)", _DI),
+                _pin("pin_b", "channel B pin (needs DIGITAL_IN)", _DI),
+            ),
             doc="Attach to two pins (INPUT_PULLUP) and reset the count.",
         ),
         CommandSpec(
@@ -516,9 +569,15 @@ STEPPER = _module(
             "config",
             StepperCommand.CONFIG,
             (
-                _u8("step_pin", "STEP pin"),
-                _u8("dir_pin", "DIR pin"),
-                _u8("en_pin", "active-low ENABLE pin; 255 = none", default=0xFF),
+                _pin("step_pin", "STEP pin (needs DIGITAL_OUT)", _DO),
+                _pin("dir_pin", "DIR pin (needs DIGITAL_OUT)", _DO),
+                _pin(
+                    "en_pin",
+                    "active-low ENABLE pin (needs DIGITAL_OUT); 255 = none",
+                    _DO,
+                    default=0xFF,
+                    no_pin=0xFF,
+                ),
                 _u16("steps_per_rev", "steps per revolution", default=200),
             ),
             doc="Configure the driver pins (enable pin driven LOW).",
@@ -642,13 +701,13 @@ PID = _module(
         CommandSpec(
             "set_input",
             PidCommand.SET_INPUT,
-            (_u8("pin", "analog input pin"),),
+            (_pin("pin", "analog input pin (needs ANALOG_IN)", Capability.ANALOG_IN),),
             doc="Choose the input pin.",
         ),
         CommandSpec(
             "set_output",
             PidCommand.SET_OUTPUT,
-            (_u8("pin", "PWM output pin (set to OUTPUT)"),),
+            (_pin("pin", "PWM output pin, set to OUTPUT (needs PWM_OUT)", Capability.PWM_OUT),),
             doc="Choose the output pin.",
         ),
         CommandSpec(
