@@ -6,7 +6,8 @@ Prints, in one run:
   (b) the bridge's end-to-end DS_EVENT rate: a simulated `firehose` board on a pty (its
       own process, pushing as fast as it can) → `conduyt-bridge` (its own process) →
       broker → the same subscriber;
-  (c) their ratio (target ≥ 0.8);
+  (c) their ratio (target ≥ 0.8), also with `allow_raw = false` (by default every board
+      event is mirrored raw on `evt/{tt}` too, i.e. two publishes per DS_EVENT);
   (d) p50/p99 latency of `/set` → state publish (thermostat setpoint, in-process bridge).
 
 Each side runs in its own process, as in production, and both rates are measured at the
@@ -109,12 +110,18 @@ async def bare_rate(host: str, port: int, n: int) -> float:
 
 
 async def bridge_rate(
-    url: str, host: str, port: int, seconds: float, tmp: Path, repeat: int = 3
+    url: str,
+    host: str,
+    port: int,
+    seconds: float,
+    tmp: Path,
+    repeat: int = 3,
+    allow_raw: bool = True,
 ) -> tuple[float, int]:
     """(state messages/s at the subscriber, count) for a firehose board behind the bridge:
     the median of `repeat` windows of `seconds` each."""
     base = f"bench-{uuid.uuid4().hex[:6]}"
-    link = tmp / "ttyFIREHOSE"
+    link = tmp / f"ttyFIREHOSE{uuid.uuid4().hex[:4]}"
     sim = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -134,6 +141,7 @@ async def bridge_rate(
         f'[mqtt]\nurl = "{url}"\nclient_id = "bench-{base}"\n'
         "[homeassistant]\nenabled = false\n"
         f'[[devices]]\nid = "fh"\nport = "{link}"\nkeepalive_s = 0\n'
+        f"allow_raw = {'true' if allow_raw else 'false'}\n"
     )
     counter = Counter(host, port, f"{base}/fh/ds/value")
     bridge = await asyncio.create_subprocess_exec(
@@ -226,6 +234,9 @@ async def main() -> None:
             bridged, count = await bridge_rate(
                 url, host, port, args.seconds, Path(tmp), args.repeat
             )
+            no_raw, _ = await bridge_rate(
+                url, host, port, args.seconds, Path(tmp), args.repeat, allow_raw=False
+            )
             lat = await set_latency(url, host, port, args.samples)
     finally:
         if broker is not None:
@@ -240,6 +251,10 @@ async def main() -> None:
         f"{args.seconds:g} s, median of {args.repeat} windows, firehose board on a pty)"
     )
     print(f"(c) ratio bridge / bare            : {bridged / bare:9.2f}")
+    print(
+        f"    same with allow_raw = false      : {no_raw:9.0f} msg/s, ratio {no_raw / bare:.2f} "
+        "(no raw evt/d1 mirror: one publish per DS_EVENT instead of two)"
+    )
     print(
         f"(d) /set -> state latency          : p50 {pct(lat, 0.5) * 1000:.2f} ms, "
         f"p99 {pct(lat, 0.99) * 1000:.2f} ms, mean {statistics.mean(lat) * 1000:.2f} ms "
