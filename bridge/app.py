@@ -61,6 +61,9 @@ STARTUP_BROKER_WAIT_S = 5.0
 """How long the boards wait for the broker at start-up (to read retained state first);
 past it they start anyway and their state waits in the outbox."""
 
+SHUTDOWN_HOOK_S = 2.0
+"""Longest a plugin's shutdown hook may take."""
+
 RESTART_DELAY_S = 1.0
 """Pause before a crashed job is started again."""
 
@@ -265,8 +268,15 @@ class Bridge:
                     jobs.append((f"session-{dev}", session.run))
                     jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
                 jobs += [(getattr(job, "__name__", "job"), job) for job in self.background]
-                tasks += [tg.create_task(supervise(name, job), name=name) for name, job in jobs]
+                board_tasks = [
+                    tg.create_task(supervise(name, job), name=name) for name, job in jobs
+                ]
                 await self._stopped.wait()
+                # Boards first (their links close with them, nothing reconnects), then the
+                # `offline` states while the broker link is still up, then the rest.
+                for task in board_tasks:
+                    task.cancel()
+                await asyncio.wait(board_tasks, timeout=SHUTDOWN_HOOK_S)
                 await self._shutdown()
                 for task in tasks:
                     task.cancel()
@@ -286,8 +296,7 @@ class Bridge:
         )
         for waiter in waiters:
             waiter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiter
+        await asyncio.wait(waiters)  # a cancellation of run() itself still propagates
 
     def stop(self) -> None:
         """Ask `run()` to shut down (safe from a signal handler)."""
@@ -296,11 +305,10 @@ class Bridge:
     async def _shutdown(self) -> None:
         for hook in self.shutdown_hooks:
             with contextlib.suppress(Exception):
-                await hook()
+                async with asyncio.timeout(SHUTDOWN_HOOK_S):
+                    await hook()
         final = [
             OutMessage(board.topics.status, b"offline", 1, True) for board in self.boards.values()
         ]
         final.append(OutMessage(self.topics.state, b"offline", 1, True))
         await self.mqtt.close(final)
-        for session in self.sessions.values():
-            session.close_link()

@@ -407,7 +407,8 @@ class BoardBridge:
         deadline = time.monotonic() + session.handshake_budget_s
         while session.state is SessionState.CONNECTING and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._online.wait(), 0.05)
+                async with asyncio.timeout(0.05):
+                    await self._online.wait()
 
     def respond(self, command: Command, doc: dict[str, Any]) -> None:
         """Answer on the MQTT 5 Response Topic (with Correlation Data), if one was given."""

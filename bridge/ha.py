@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -39,6 +38,9 @@ if TYPE_CHECKING:
     from bridge.app import Bridge
 
 log = structlog.stdlib.get_logger("bridge.ha")
+
+SHUTDOWN_WAIT_S = 1.0
+"""How long shutdown waits for cancelled discovery sweeps to finish."""
 
 
 class Discovery:
@@ -155,11 +157,13 @@ class Discovery:
 
     async def close(self) -> None:
         """Cancel sweeps still under way (their helper connections close with them)."""
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            # Bounded: a helper connection cancelled mid-handshake may take its client's
+            # full timeout to close, and shutdown must not wait for that.
+            await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -63,6 +63,10 @@ async def running_bridge(
         bridge.stop()
         done, _ = await asyncio.wait({task}, timeout=10)
         if not done:
+            stacks = "\n".join(
+                f"{t.get_name()}: {t.get_stack(limit=6)}" for t in asyncio.all_tasks()
+            )
+            print(f"tasks still running at shutdown:\n{stacks}")
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -73,7 +73,8 @@ class Link:
         with contextlib.suppress(Exception):
             self.writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.writer.wait_closed()
         if self.on_close is not None:
             with contextlib.suppress(Exception):
                 await self.on_close()

@@ -217,7 +217,10 @@ class DeviceSession:
             try:
                 await link.send(wire)
                 self.stats.packets_out += 1
-                reply = await asyncio.wait_for(future, timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that races with the reply (gh-86296).
+                async with asyncio.timeout(timeout):
+                    reply = await future
             except TimeoutError:
                 self.stats.timeouts += 1
                 raise DeviceTimeoutError(name, timeout) from None
@@ -306,14 +309,21 @@ class DeviceSession:
             self.log.exception("board session failed")
             return f"internal error: {exc!r}"
         finally:
-            for task in (reader, keepalive):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await task
+            children = [t for t in (reader, keepalive) if t is not None]
+            for task in children:
+                task.cancel()
             self._link = None
             self._fail_pending(DisconnectedError(f"{self.device_id} went offline"))
-            await link.close()
+            try:
+                # asyncio.wait (not suppress(...) around await) so that a cancellation
+                # of this session itself still propagates: swallowing it here once kept
+                # a session reconnecting after shutdown.
+                await asyncio.wait(children)
+                for task in children:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: it was reported as the reason
+            finally:
+                await link.close()
 
     async def _handshake(self, link: Link, reader: asyncio.Task[None]) -> None:
         hello_packet: Packet | None = None

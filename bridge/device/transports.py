@@ -146,7 +146,8 @@ class TcpListener:
             await self._deliver(self._queues[None], link)
             return
         try:
-            mcu_id = await asyncio.wait_for(self._probe_mcu_id(link), self.hello_timeout_s)
+            async with asyncio.timeout(self.hello_timeout_s):
+                mcu_id = await self._probe_mcu_id(link)
         except (TimeoutError, DisconnectedError, ValueError) as exc:
             log.warning("TCP board did not identify itself", peer=peer_text, reason=str(exc))
             await link.close()

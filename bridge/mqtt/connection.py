@@ -128,7 +128,8 @@ class MqttConnection:
 
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         """Wait until the broker link is up. Raises TimeoutError."""
-        await asyncio.wait_for(self._connected.wait(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await self._connected.wait()
 
     # ---- publishing ---------------------------------------------------------------------
 
@@ -272,7 +273,8 @@ class MqttConnection:
             while True:
                 left = deadline - asyncio.get_running_loop().time()
                 try:
-                    message = await asyncio.wait_for(anext(messages), min(quiet_s, left))
+                    async with asyncio.timeout(min(quiet_s, left)):
+                        message = await anext(messages)
                 except TimeoutError:
                     break
                 payload = message.payload

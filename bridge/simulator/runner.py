@@ -104,11 +104,13 @@ class BoardRunner:
             task = self._task
             if not task.done():
                 # Give the loops a moment to notice the closed stream, then insist.
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(task), 1.0)
+                await asyncio.wait([task], timeout=1.0)
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # asyncio.wait, not suppress(CancelledError): a cancellation of the caller
+            # must still propagate.
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
 
