@@ -332,7 +332,7 @@ async def run_demo(
     feed_out = FeedOutput(out, stop.set)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(RuntimeError):  # NotImplementedError is a RuntimeError
+        with contextlib.suppress(RuntimeError):  # no signal handlers on this platform
             loop.add_signal_handler(sig, stop.set)
     try:
         bridge = Bridge(settings)
@@ -377,7 +377,7 @@ async def run_demo(
             await feed
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(RuntimeError):  # NotImplementedError is a RuntimeError
+            with contextlib.suppress(RuntimeError):  # no signal handlers on this platform
                 loop.remove_signal_handler(sig)
         await broker.stop()
     feed_out.line("# demo stopped")
