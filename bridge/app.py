@@ -230,6 +230,7 @@ class Bridge:
                 "queue_depth": self.mqtt.queue_depth,
                 "dropped": self.mqtt.dropped,
                 "last_error": self.mqtt.last_error,
+                "refused_subscriptions": sorted(self.mqtt.refused_subscriptions),
             },
             "boards": boards,
         }

@@ -6,6 +6,7 @@ tests skip with the reason; nothing here needs a Docker engine or a network.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shlex
@@ -416,3 +417,37 @@ def test_udev_rules() -> None:
             assert keys.get("GROUP") == ("=", "dialout")
             vendors.add(keys["ENV{ID_VENDOR_ID}"][1])
     assert vendors == {"2341", "1a86", "10c4", "303a"}
+
+
+async def test_bridge_runs_against_the_deployed_broker(
+    deploy_broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """The shipped mosquitto.conf + ACL with a password from a password_file: the bridge
+    logs in, its board goes online under `conduyt/`, and a command reaches it."""
+    from bridge.app import Bridge
+    from bridge.config import Settings
+
+    password_file = tmp_path / "password"
+    password_file.write_text("pw-conduyt-bridge\n")
+    settings = Settings(
+        mqtt={
+            "url": deploy_broker.url,
+            "client_id": "deploy-test",
+            "username": "conduyt-bridge",
+            "password_file": str(password_file),
+        },
+        homeassistant={"enabled": False},
+        devices=[{"id": "sim", "port": "sim://thermostat"}],
+    )
+    ha = {"username": "homeassistant", "password": "pw-homeassistant"}
+    bridge = Bridge(settings)
+    task = asyncio.create_task(bridge.run())
+    try:
+        async with Recorder(deploy_broker, "conduyt/sim/#", **ha) as rec:
+            await rec.wait_for("conduyt/sim/status", payload="online", timeout=10)
+            await publish(deploy_broker, "conduyt/sim/ds/heater/set", "on", **ha)
+            await rec.wait_for("conduyt/sim/ds/heater", payload="true")
+        assert bridge.mqtt.refused_subscriptions == set()
+    finally:
+        bridge.stop()
+        await asyncio.wait_for(task, 15)

@@ -107,6 +107,8 @@ class MqttConnection:
         self.dropped = 0
         self.reconnects = 0
         self.last_error: str | None = None
+        self.refused_subscriptions: set[str] = set()
+        """Filters the broker refused (an ACL that does not cover them), for health."""
         self.client = self.make_client()
 
     # ---- state ------------------------------------------------------------------------
@@ -367,6 +369,7 @@ class MqttConnection:
         for topic_filter, code in zip(filters, granted, strict=False):
             value = code if isinstance(code, int) else getattr(code, "value", 0)
             if isinstance(value, int) and value >= 0x80:
+                self.refused_subscriptions.add(topic_filter)
                 # e.g. an ACL that does not cover the base topic: commands would never
                 # arrive, so say so loudly.
                 log.error("broker refused a subscription", filter=topic_filter, reason=str(code))
