@@ -509,15 +509,9 @@ async def handle_ds_set(board: BoardBridge, command: Command) -> dict[str, Any]:
         raw = encode_value(ds, value, StringEncoding(board.config.string_encoding))
     except ValueEncodeError as exc:
         raise CapabilityError(str(exc), "OUT_OF_RANGE") from None
-    payload = ds_write(ds.index, raw)
     session = board.require_session()
-    if len(payload) > session.max_command_payload:
-        raise CapabilityError(
-            f"value of datastream '{ds.name}' needs {len(payload)} bytes; board "
-            f"'{board.dev}' accepts {session.max_command_payload}",
-            "PAYLOAD_TOO_LARGE",
-        )
-    await session.request(PacketType.DS_WRITE, payload)
+    # session.request refuses a payload over the board's limit (PAYLOAD_TOO_LARGE).
+    await session.request(PacketType.DS_WRITE, ds_write(ds.index, raw))
     if ds.known_type is DatastreamType.FLOAT32:
         value = shortest_float32(float(value))
     elif isinstance(value, float) and ds.known_type is not None and ds.known_type.is_integer:

@@ -54,7 +54,6 @@ async def session_for(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        session.close_link()
 
 
 async def test_handshake_routine_and_sequence_numbers() -> None:

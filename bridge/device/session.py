@@ -24,6 +24,7 @@ from typing import Protocol
 import structlog
 
 from bridge.config import DeviceConfig
+from bridge.device.capabilities import check_payload_size
 from bridge.device.link import Link
 from bridge.device.transports import Transport
 from bridge.errors import (
@@ -198,13 +199,7 @@ class DeviceSession:
         if link is None or link.closed:
             raise DisconnectedError(f"{self.device_id} is offline")
         name = type_name(type_)
-        limit = self.max_command_payload
-        if len(payload) > limit:
-            raise CapabilityError(
-                f"{name} payload of {len(payload)} bytes exceeds this board's limit of "
-                f"{limit} bytes",
-                "PAYLOAD_TOO_LARGE",
-            )
+        check_payload_size(name, len(payload), self.max_command_payload)
         timeout = timeout_s if timeout_s is not None else self.config.command_timeout_ms / 1000
         async with self._window:
             if link is not self._link or link.closed:
@@ -270,12 +265,6 @@ class DeviceSession:
                 self.log.info("handshake failed", reason=reason, retry_in_s=backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, cfg.reconnect_max_s)
-
-    def close_link(self) -> None:
-        """Drop the current link (e.g. on shutdown); `run` notices and reconnects."""
-        if self._link is not None:
-            task = asyncio.get_running_loop().create_task(self._link.close())
-            task.add_done_callback(lambda _t: None)
 
     # ---- internals ----------------------------------------------------------------------
 
