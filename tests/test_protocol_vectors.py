@@ -1,9 +1,8 @@
-"""Official conformance vectors (CONDUYT-PROTOCOL.md §11) against the sans-IO protocol core.
+"""Official conformance vectors (`docs/protocol.md` §11) against the sans-IO protocol core.
 
-The vectors live in the shared protocol directory checked out beside this repository
-(`<parent>/shared/protocol/vectors/`, as in CI and in the dev workspace). Upstream only
-checks round trips; the exact packet and COBS-frame bytes below are copied from the
-tables in §11.3, the CRC values for the `null` entries from §11.1.
+The vectors are copied into the repository (`tests/vectors/`, origin and license in its
+README). Upstream only checks round trips; the exact packet and COBS-frame bytes below are
+the tables of `docs/protocol.md` §11.3, the CRC values for the `null` entries §11.1.
 """
 
 from __future__ import annotations
@@ -27,15 +26,14 @@ from bridge.protocol import (
     encode_packet,
 )
 
-VECTORS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "protocol" / "vectors"
+VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
 
 
 def _load(name: str) -> list[dict[str, Any]]:
     path = VECTORS_DIR / name
     if not path.is_file():
         pytest.fail(
-            f"conformance vectors not found: {path} — check out the shared protocol "
-            f"directory beside the repository (expected {VECTORS_DIR})",
+            f"conformance vectors not found: {path} (they ship in tests/vectors/)",
             pytrace=False,
         )
     with path.open(encoding="utf-8") as fh:
