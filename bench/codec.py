@@ -3,7 +3,7 @@
 Run from the repository root:  python bench/codec.py [--runs 5] [--mib 1]
 
 The packet is a DS_EVENT `[index u8][value f32le]` (5-byte payload), 13 bytes on the wire
-(8 bytes of header + CRC, CONDUYT-PROTOCOL.md §1.1) and 15 bytes as a COBS frame with its
+(8 bytes of header + CRC, `docs/protocol.md` §1.1) and 15 bytes as a COBS frame with its
 delimiter (§3.1). Single thread; every figure is the best of `--runs` runs timed with
 `time.perf_counter`. The deframer benchmarks feed a buffer of `--mib` MiB of concatenated
 frames in 4 KiB chunks and check that every packet came out.

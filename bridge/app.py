@@ -2,7 +2,7 @@
 
 Nothing here speaks the protocol or MQTT itself; it builds the parts from the settings,
 routes command messages to their board, republishes retained state after every broker
-(re)connect, and shuts down cleanly (DESIGN.md §2, §4).
+(re)connect, and shuts down cleanly (`docs/architecture.md` §3, §6, §7).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bridge.device.transports import (
     TcpListener,
     Transport,
 )
+from bridge.errors import describe_exception
 from bridge.mqtt.connection import MqttConnection, OutMessage
 from bridge.mqtt.payloads import dumps
 from bridge.mqtt.topics import BridgeTopics, parse_command_topic
@@ -40,11 +41,11 @@ Plugin = Callable[["Bridge"], None]
 def make_transport(
     device: DeviceConfig, listeners: dict[tuple[str, int], TcpListener]
 ) -> Transport:
-    """The transport for a device's `port` (DESIGN.md §5)."""
+    """The transport for a device's `port` (`docs/architecture.md` §1)."""
     kind = device.port_kind
     if kind == "sim":
         assert device.sim_profile is not None
-        return SimTransport(device.sim_profile)
+        return SimTransport(device.sim_profile, device_id=device.device_id)
     if kind == "listen":
         assert device.net_address is not None
         listener = listeners.get(device.net_address)
@@ -68,14 +69,26 @@ RESTART_DELAY_S = 1.0
 """Pause before a crashed job is started again."""
 
 
-async def supervise(name: str, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+async def supervise(
+    name: str,
+    job: Callable[[], Coroutine[Any, Any, None]],
+    stopping: asyncio.Event | None = None,
+) -> None:
     """Run `job` forever: if it ever returns or raises (a bug, not a lost link: those are
-    handled inside), log it and start it again, so one failure never stops the bridge."""
+    handled inside), log it and start it again, so one failure never stops the bridge.
+
+    Once `stopping` is set a job may end (the MQTT link returns when `close` was called
+    and the broker is gone too): then it is over, neither an error nor restarted."""
     while True:
         try:
             await job()
+            if stopping is not None and stopping.is_set():
+                return
             log.error("job ended unexpectedly; restarting it", job=name)
         except Exception:
+            if stopping is not None and stopping.is_set():
+                log.warning("job failed while stopping", job=name, exc_info=True)
+                return
             log.exception("job crashed; restarting it", job=name)
         await asyncio.sleep(RESTART_DELAY_S)
 
@@ -118,7 +131,7 @@ class Bridge:
             transport,
             board,
             # Pin subscriptions are applied before this by the commands plugin
-            # (bridge.handlers), which inserts its own hook first (DESIGN.md §4 order).
+            # (bridge.handlers), which inserts its own hook first (`docs/architecture.md` §4 order).
             handshake_hooks=[board.replay_retained],
         )
         board.session = session
@@ -133,7 +146,7 @@ class Bridge:
         filters: list[str] = []
         for board in self.boards.values():
             filters += board.topics.command_filters()
-        await self.mqtt.subscribe(filters)
+        await self.mqtt.subscribe(filters, resend_retained=True)
         for board in self.boards.values():
             board.publish_state()
         self.publish_inventory()
@@ -144,7 +157,7 @@ class Bridge:
     async def _seed_replay(self) -> None:
         """Read the boards' retained datastream states once, before their sessions start,
         so writable retained values survive a bridge restart as well as a board reboot
-        (DESIGN.md §4): the broker is the bridge's only store. Read before any board
+        (`docs/architecture.md` §4): the broker is the bridge's only store. Read before any board
         pushes, so what is found is what was published before the restart."""
         filters = [f"{board.topics.prefix}/ds/+" for board in self.boards.values()]
         if not filters or not self.mqtt.connected:
@@ -152,7 +165,7 @@ class Bridge:
         try:
             found = await self.mqtt.fetch_retained(filters)
         except aiomqtt.MqttError as exc:
-            log.info("could not read retained datastream states", error=str(exc))
+            log.info("could not read retained datastream states", error=describe_exception(exc))
             return
         for topic, payload in found.items():
             parsed = topic[len(self.topics.base) + 1 :].split("/")
@@ -213,6 +226,9 @@ class Bridge:
                 "packets_in": s.packets_in,
                 "packets_out": s.packets_out,
                 "frame_errors": s.frame_errors,
+                "text_lines": s.text_lines,
+                "log_lines_dropped": self.boards[dev].text_limiter.dropped,
+                "reboots_suspected": s.reboots_suspected,
                 "crc_naks": s.crc_naks,
                 "naks": s.naks,
                 "timeouts": s.timeouts,
@@ -229,6 +245,7 @@ class Bridge:
                 "reconnects": self.mqtt.reconnects,
                 "queue_depth": self.mqtt.queue_depth,
                 "dropped": self.mqtt.dropped,
+                "inbound_dropped": self.mqtt.inbound.dropped,
                 "last_error": self.mqtt.last_error,
                 "refused_subscriptions": sorted(self.mqtt.refused_subscriptions),
             },
@@ -254,13 +271,19 @@ class Bridge:
                         await listener.start()
                     except OSError as exc:  # its boards retry the bind; the rest runs
                         log.error(
-                            "cannot listen for TCP boards", host=host, port=port, error=str(exc)
+                            "cannot listen for TCP boards",
+                            host=host,
+                            port=port,
+                            error=describe_exception(exc),
                         )
                 jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
                     ("mqtt", self.mqtt.run),
                     ("health", self._health_loop),
                 ]
-                tasks = [tg.create_task(supervise(name, job), name=name) for name, job in jobs]
+                tasks = [
+                    tg.create_task(supervise(name, job, self._stopped), name=name)
+                    for name, job in jobs
+                ]
                 jobs = []
                 await self._first_connect()
                 if not self._stopped.is_set():
@@ -270,7 +293,8 @@ class Bridge:
                     jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
                 jobs += [(getattr(job, "__name__", "job"), job) for job in self.background]
                 board_tasks = [
-                    tg.create_task(supervise(name, job), name=name) for name, job in jobs
+                    tg.create_task(supervise(name, job, self._stopped), name=name)
+                    for name, job in jobs
                 ]
                 await self._stopped.wait()
                 # Boards first (their links close with them, nothing reconnects), then the

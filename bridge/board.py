@@ -3,7 +3,7 @@
 `BoardBridge` observes a `DeviceSession` (events, online/offline) and publishes through
 the shared `MqttConnection`; commands for the board arrive through `submit()` and run one
 at a time, in arrival order, on the board's own worker so a slow board never holds up
-another board or the MQTT reader (DESIGN.md §4).
+another board or the MQTT reader (`docs/architecture.md` §5).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from bridge.config import DeviceConfig
+from bridge.device.serial_text import LineRateLimiter
 from bridge.device.session import DeviceSession, SessionState
 from bridge.errors import (
     BridgeError,
@@ -26,6 +27,7 @@ from bridge.errors import (
     DisconnectedError,
     ForbiddenError,
     PayloadError,
+    describe_exception,
 )
 from bridge.mqtt.connection import MqttConnection, publish_properties
 from bridge.mqtt.payloads import (
@@ -48,6 +50,7 @@ from bridge.mqtt.topics import (
 from bridge.protocol.commands import ds_write, parse_ds_event, parse_pin_value
 from bridge.protocol.constants import DatastreamType, PacketType
 from bridge.protocol.errors import PayloadDecodeError, ValueDecodeError, ValueEncodeError
+from bridge.protocol.framing import TextLine
 from bridge.protocol.hello import DatastreamDescriptor, HelloResp
 from bridge.protocol.packet import Packet
 from bridge.protocol.values import (
@@ -60,6 +63,16 @@ from bridge.protocol.values import (
 
 COMMAND_QUEUE_LIMIT = 256
 """Commands waiting per board; more are refused with a `busy` error report."""
+
+PAYLOAD_SLACK = 1024
+"""Bytes allowed beyond the longest JSON form of a command's payload bytes (the object's
+keys, whitespace, a `transaction` id); see `BoardBridge.payload_limit`."""
+
+JSON_BYTES_PER_BYTE = 6
+"""Longest JSON text of one payload byte: a `\\u00XX` escape in a string."""
+
+UNKNOWN_MAX_PAYLOAD = 0xFFFF
+"""The board limit assumed before its HELLO_RESP (the largest the u16 field can say)."""
 
 RECENT_ERRORS = 20
 """Error reports kept per board for the status page and health."""
@@ -79,14 +92,24 @@ class Command:
     response_topic: str | None = None
     correlation_data: bytes | None = None
     received_at: float = field(default_factory=time.monotonic)
+    refused_unread: bool = False
+    """True when the payload was refused before decoding (too long): never parse it."""
+    _transaction: Any = field(default=None, init=False, repr=False, compare=False)
+    _transaction_read: bool = field(default=False, init=False, repr=False, compare=False)
 
     def transaction(self) -> Any:
-        """The `transaction` member of a JSON-object payload, if any (echoed in results)."""
-        try:
-            value = parse_command_payload(self.payload)
-        except BridgeError:
-            return None
-        return value.transaction
+        """The `transaction` member of a JSON-object payload, if any (echoed in results).
+
+        Parsed once and kept: a result and an error report both ask for it.
+        """
+        if not self._transaction_read:
+            self._transaction_read = True
+            if not self.refused_unread:
+                try:
+                    self._transaction = parse_command_payload(self.payload).transaction
+                except BridgeError:
+                    self._transaction = None
+        return self._transaction
 
 
 class BoardBridge:
@@ -129,6 +152,8 @@ class BoardBridge:
         self.published_ds_topics: set[str] = set()
         self._queue: asyncio.Queue[Command] = asyncio.Queue(COMMAND_QUEUE_LIMIT)
         self._online = asyncio.Event()
+        self.text_limiter = LineRateLimiter()
+        """Bounds `{dev}/log` traffic; `text_limiter.dropped` counts refused lines."""
         self.log = structlog.stdlib.get_logger("bridge.board").bind(device=self.dev)
 
     # ---- state ------------------------------------------------------------------------
@@ -201,10 +226,23 @@ class BoardBridge:
                 text = packet.payload.decode("utf-8", errors="replace")
                 self.log.info("board log", text=text)
         except (PayloadDecodeError, ValueDecodeError) as exc:
-            self.log.debug("malformed event", packet=repr(packet), error=str(exc))
+            self.log.debug("malformed event", packet=repr(packet), error=describe_exception(exc))
         hook = self.event_hooks.get(packet.type) or self.event_hooks.get(-1)
         if hook is not None:
             hook(self, packet)
+
+    def on_text(self, session: DeviceSession, line: TextLine) -> None:
+        """Publish a line the sketch printed on `{dev}/log` (QoS 0, not retained, UTF-8),
+        at most `LOG_LINES_PER_S` per second after a burst of `LOG_BURST`."""
+        if not self.text_limiter.allow():
+            if self.text_limiter.dropped == 1 or self.text_limiter.dropped % 1000 == 0:
+                self.log.info(
+                    "board prints faster than {dev}/log carries: lines dropped",
+                    dropped=self.text_limiter.dropped,
+                )
+            return
+        self.log.debug("board printed", text=line.text)
+        self.mqtt.publish(self.topics.log, line.text.encode("utf-8"), qos=0, coalesce=False)
 
     def _adopt_hello(self, hello: HelloResp) -> None:
         self.hello = hello
@@ -342,8 +380,39 @@ class BoardBridge:
 
     # ---- commands -------------------------------------------------------------------------
 
+    @property
+    def payload_limit(self) -> int:
+        """Longest MQTT command payload accepted for this board, bytes.
+
+        The rule: a command carries at most `M` bytes to the board, `M` being `max_payload`
+        of its HELLO_RESP (docs/hostile-input.md). The longest MQTT text that can stand for
+        one such byte is `JSON_BYTES_PER_BYTE` (6) characters, a `\\u00XX` escape in a
+        JSON string (a byte list's `255,` is 4, base64 less than 2, a raw packet 1 plus an
+        8-byte header), so no command for the board can be longer than
+        `6 * M + PAYLOAD_SLACK` (1024 bytes for the `{"value": …, "transaction": …}`
+        wrapper and whitespace). Before the first HELLO_RESP `M` is taken as 65535.
+        """
+        hello = self.session.hello if self.session is not None else None
+        hello = hello or self.hello
+        m = hello.max_payload if hello is not None and hello.max_payload else UNKNOWN_MAX_PAYLOAD
+        return JSON_BYTES_PER_BYTE * m + PAYLOAD_SLACK
+
     def submit(self, command: Command) -> None:
-        """Queue a command for this board's worker; refuses at once when the queue is full."""
+        """Queue a command for this board's worker; refuses at once a payload longer than
+        `payload_limit` (before decoding any of it) and any command while the queue is
+        full."""
+        limit = self.payload_limit
+        if len(command.payload) > limit:
+            command.refused_unread = True
+            self.report(
+                command,
+                PayloadError(
+                    f"payload of {len(command.payload)} bytes is longer than any command for "
+                    f"board '{self.dev}' can be ({limit} bytes at most)",
+                    "PAYLOAD_TOO_LONG",
+                ),
+            )
+            return
         try:
             self._queue.put_nowait(command)
         except asyncio.QueueFull:
@@ -425,7 +494,9 @@ class BoardBridge:
         """Publish the error report on `{dev}/error` and on the response topic, if any."""
         doc = error_report(command.topic, error, command.transaction())
         self.errors.append({**doc, "ts": time.time()})
-        self.log.info("command refused", topic=command.topic, error=error.kind, reason=str(error))
+        # Debug, not info: any client allowed to publish under the base topic can make a
+        # refusal per message; the report on `{dev}/error` is where a user sees it.
+        self.log.debug("command refused", topic=command.topic, error=error.kind, reason=str(error))
         self.mqtt.publish(self.topics.error, dumps(doc), qos=1, coalesce=False)
         if command.response_topic:
             props = publish_properties(command.correlation_data)
@@ -464,7 +535,7 @@ class BoardBridge:
                 raw = encode_value(ds, value, StringEncoding(self.config.string_encoding))
                 await session.request(PacketType.DS_WRITE, ds_write(ds.index, raw))
             except (BridgeError, ValueEncodeError) as exc:
-                self.log.warning("replay failed", datastream=ds.name, error=str(exc))
+                self.log.warning("replay failed", datastream=ds.name, error=describe_exception(exc))
                 continue
             self.values[slug] = value
             self.log.info("replayed retained value", datastream=ds.name, value=json_value(value))

@@ -1,5 +1,5 @@
 """Command line: `conduyt-bridge --config FILE` (run), `--check`, `--health`, and the
-`simulate`, `scan` and `demo` subcommands (DESIGN.md §2)."""
+`simulate`, `scan` and `demo` subcommands (`docs/architecture.md` §2)."""
 
 from __future__ import annotations
 
@@ -148,11 +148,7 @@ def check_report(settings: Settings) -> str:
         if device.sim_profile:
             from bridge.simulator.profiles import get_profile
 
-            try:
-                hello = get_profile(device.sim_profile).hello
-            except KeyError as exc:
-                lines.append(f"    unknown simulator profile: {exc}")
-                continue
+            hello = get_profile(device.sim_profile).hello  # the profile was validated
             for slug, ds in datastream_slugs(hello.datastreams).items():
                 access = "rw" if ds.writable else "ro"
                 lines.append(

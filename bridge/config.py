@@ -1,8 +1,8 @@
 """Configuration: pydantic-settings models, the TOML + environment loader and its errors.
 
-The file is TOML (see DESIGN.md §5); every key can be overridden from the environment as
-``CONDUYT_BRIDGE_<SECTION>__<KEY>`` (``devices`` only as a whole JSON list). Every model
-forbids unknown keys so that a typo such as ``pasword`` is reported instead of ignored.
+The file is TOML (see `docs/architecture.md` §8); every key can be overridden from the
+environment as `CONDUYT_BRIDGE_<SECTION>__<KEY>` (`devices` only as a whole JSON list). Every model
+forbids unknown keys so that a typo such as `pasword` is reported instead of ignored.
 """
 
 from __future__ import annotations
@@ -64,25 +64,37 @@ PortKind = Literal["serial", "socket", "rfc2217", "listen", "sim"]
 _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _MCU_ID_RE = re.compile(r"^[0-9a-fA-F]{1,16}$")
 _SLUG_BAD_RE = re.compile(r"[^A-Za-z0-9_-]+")
-_NET_SCHEMES: dict[str, PortKind] = {
+_PORT_SCHEMES: dict[str, PortKind] = {
     "socket": "socket",
     "rfc2217": "rfc2217",
     "listen": "listen",
+    "sim": "sim",
 }
+"""URL schemes a device `port` may use; a port without `://` is a serial device path.
+A new transport is one entry here (plus its `PortKind` and transport class); any other
+scheme is a config error."""
+
+_SCHEME_HINTS: dict[str, str] = {
+    "tcp": (
+        "a board with the Conduyt TCP transport connects to the bridge: use "
+        "'listen://0.0.0.0:5000'; for a serial-over-TCP server use 'socket://host:port'"
+    ),
+}
+"""Advice for schemes people try that mean something else here."""
 
 
 class ConfigError(Exception):
     """A configuration that cannot be used.
 
-    ``str()`` is one line per problem, ``<origin>: <dotted.key>: <reason>``, where the
-    origin is the config file or, for a value taken from the environment, ``env <NAME>``.
+    `str()` is one line per problem, `<origin>: <dotted.key>: <reason>`, where the
+    origin is the config file or, for a value taken from the environment, `env <NAME>`.
     No line ever contains a password.
 
     Attributes:
         path: the config file as the caller named it.
-        errors: ``(dotted key, reason)`` per problem; the key is ``""`` for a problem with
+        errors: `(dotted key, reason)` per problem; the key is `""` for a problem with
             the file as a whole (missing, unreadable, not TOML).
-        origins: where each problem's value came from, parallel to ``errors``.
+        origins: where each problem's value came from, parallel to `errors`.
     """
 
     def __init__(
@@ -112,8 +124,8 @@ class _Problems(ValueError):
     """Validation problems located *below* the model whose validator raises them.
 
     A model validator can only fail the model as a whole; pydantic keeps the raised
-    exception in the error's ``ctx``, so ``load_settings`` reads ``items`` from it to point
-    at the exact key (``devices[1].id``) and to report several problems at once.
+    exception in the error's `ctx`, so `load_settings` reads `items` from it to point
+    at the exact key (`devices[1].id`) and to report several problems at once.
     """
 
     def __init__(self, items: Sequence[tuple[tuple[str | int, ...], str]]) -> None:
@@ -153,8 +165,30 @@ def _empty_to_none(value: Any) -> Any:
     return value
 
 
+def _unreadable_file(path: Path | None) -> str | None:
+    """Why `path` (if set) cannot be read, with what to check; None if it can."""
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            advice = "the user running the bridge needs read permission"
+        elif isinstance(exc, FileNotFoundError):
+            advice = (
+                f"relative paths are taken from the working directory '{Path.cwd()}'"
+                if not path.is_absolute()
+                else "check the path"
+            )
+        else:
+            advice = "it must be a PEM file"
+        return f"cannot read '{path}': {exc.strerror or exc}; {advice}"
+    return None
+
+
 class BridgeSection(BaseModel):
-    """``[bridge]``: topic root, logging and health reporting."""
+    """`[bridge]`: topic root, logging and health reporting."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -170,9 +204,9 @@ class BridgeSection(BaseModel):
 
 
 class MqttSection(BaseModel):
-    """``[mqtt]``: broker connection.
+    """`[mqtt]`: broker connection.
 
-    Relative file paths (``password_file``, ``tls_*``) are resolved against the working
+    Relative file paths (`password_file`, `tls_*`) are resolved against the working
     directory of the process, not the config file's directory.
     """
 
@@ -242,6 +276,10 @@ class MqttSection(BaseModel):
         problems: list[tuple[tuple[str | int, ...], str]] = []
         if self.tls_key is not None and self.tls_cert is None:
             problems.append((("tls_key",), "tls_key needs tls_cert"))
+        for key in ("tls_ca", "tls_cert", "tls_key"):
+            reason = _unreadable_file(getattr(self, key))
+            if reason is not None:
+                problems.append(((key,), reason))
         if self.password_file is not None:
             if self.password.get_secret_value():
                 problems.append(
@@ -271,7 +309,7 @@ class MqttSection(BaseModel):
 
     @property
     def tls(self) -> bool:
-        """True when the connection uses TLS: an ``mqtts://`` URL or ``tls_ca`` set."""
+        """True when the connection uses TLS: an `mqtts://` URL or `tls_ca` set."""
         return urlsplit(self.url).scheme.lower() == "mqtts" or self.tls_ca is not None
 
     @property
@@ -283,9 +321,9 @@ class MqttSection(BaseModel):
         return 8883 if self.tls else 1883
 
     def resolved_password(self) -> str:
-        """The password to send: the contents of ``password_file`` if set, else ``password``.
+        """The password to send: the contents of `password_file` if set, else `password`.
 
-        Returns ``""`` when neither is set. The file was read (and stripped) when the
+        Returns `""` when neither is set. The file was read (and stripped) when the
         settings were validated; it is not re-read here.
         """
         if self._file_password is not None:
@@ -294,7 +332,7 @@ class MqttSection(BaseModel):
 
 
 class HomeAssistantSection(BaseModel):
-    """``[homeassistant]``: MQTT discovery."""
+    """`[homeassistant]`: MQTT discovery."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -309,7 +347,7 @@ class HomeAssistantSection(BaseModel):
 
 
 class HttpSection(BaseModel):
-    """``[http]``: the health/metrics endpoint; ``listen = ""`` (the default) turns it off."""
+    """`[http]`: the health/metrics endpoint; `listen = ""` (the default) turns it off."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -325,15 +363,15 @@ class HttpSection(BaseModel):
 
     @property
     def enabled(self) -> bool:
-        """True when ``listen`` is set."""
+        """True when `listen` is set."""
         return bool(self.listen)
 
     @property
     def host(self) -> str:
-        """Address to bind (``""`` = all interfaces; IPv6 without brackets).
+        """Address to bind (`""` = all interfaces; IPv6 without brackets).
 
         Raises:
-            ValueError: the endpoint is off (``listen`` is empty).
+            ValueError: the endpoint is off (`listen` is empty).
         """
         return _split_host_port(self.listen)[0]
 
@@ -342,7 +380,7 @@ class HttpSection(BaseModel):
         """TCP port to bind, 1..65535.
 
         Raises:
-            ValueError: the endpoint is off (``listen`` is empty).
+            ValueError: the endpoint is off (`listen` is empty).
         """
         return _split_host_port(self.listen)[1]
 
@@ -361,7 +399,7 @@ def _split_host_port(text: str) -> tuple[str, int]:
 
 
 class PinSubscription(BaseModel):
-    """One ``[[devices.pins]]`` entry: a pin subscription set up after each handshake."""
+    """One `[[devices.pins]]` entry: a pin subscription set up after each handshake."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -372,7 +410,7 @@ class PinSubscription(BaseModel):
 
 
 class DatastreamOptions(BaseModel):
-    """Per-datastream overrides, ``[devices.datastreams.<name>]``."""
+    """Per-datastream overrides, `[devices.datastreams.<name>]`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -387,42 +425,73 @@ class _ParsedPort(typing.NamedTuple):
     profile: str  # sim only
 
 
+def _unknown_scheme_reason(scheme: str) -> str:
+    known = ", ".join(f"'{name}://'" for name in sorted(_PORT_SCHEMES))
+    reason = (
+        f"unknown port scheme '{scheme}://': use one of {known} "
+        "or a serial device path (e.g. '/dev/ttyUSB0')"
+    )
+    hint = _SCHEME_HINTS.get(scheme)
+    if hint is None:
+        close = difflib.get_close_matches(scheme, list(_PORT_SCHEMES), n=1)
+        hint = f"did you mean '{close[0]}://'?" if close else None
+    return f"{reason}; {hint}" if hint else reason
+
+
+def _check_sim_profile(profile: str) -> None:
+    """Raises ValueError for a profile the simulator does not have, with the closest one."""
+    from bridge.simulator.profiles import PROFILES
+
+    if profile in PROFILES:
+        return
+    known = ", ".join(sorted(PROFILES))
+    close = difflib.get_close_matches(profile, list(PROFILES), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ValueError(f"unknown simulator profile '{profile}'{hint}; profiles: {known}")
+
+
 def _parse_port(port: str) -> _ParsedPort:
     """Classify a device port string.
 
     Raises:
-        ValueError: the port is empty or a network/sim URL is incomplete.
+        ValueError: the port is empty, its scheme is unknown, a network/sim URL is
+            incomplete, or the simulator has no such profile.
     """
     if not port:
         raise ValueError("must not be empty")
     scheme, sep, rest = port.partition("://")
     scheme = scheme.lower() if sep else ""
-    if scheme == "sim":
-        if not rest.strip("/"):
+    if not sep:
+        return _ParsedPort("serial", "", 0, "")
+    kind = _PORT_SCHEMES.get(scheme)
+    if kind is None:
+        raise ValueError(_unknown_scheme_reason(scheme))
+    if kind == "sim":
+        profile = rest.strip("/")
+        if not profile:
             raise ValueError(f"sim:// needs a profile name, e.g. 'sim://thermostat' (got {port!r})")
-        return _ParsedPort("sim", "", 0, rest.strip("/"))
-    if scheme in _NET_SCHEMES:
-        kind = _NET_SCHEMES[scheme]
-        example = "listen://0.0.0.0:5000" if kind == "listen" else f"{scheme}://192.0.2.7:4000"
-        try:
-            parts = urlsplit(port)
-            number = parts.port
-        except ValueError:
-            number = None
-        if number is None or not 1 <= number <= 65535:
-            raise ValueError(
-                f"{scheme}:// needs a port number 1..65535, e.g. '{example}' (got {port!r})"
-            )
-        host = parts.hostname or ""
-        # A listener may bind all interfaces with an empty host; a client needs a peer.
-        if not host and kind != "listen":
-            raise ValueError(f"{scheme}:// needs a host, e.g. '{example}' (got {port!r})")
-        return _ParsedPort(kind, host, number, "")
-    return _ParsedPort("serial", "", 0, "")
+        _check_sim_profile(profile)
+        return _ParsedPort("sim", "", 0, profile)
+    # The network kinds (socket, rfc2217, listen) need host:port.
+    example = "listen://0.0.0.0:5000" if kind == "listen" else f"{scheme}://192.0.2.7:4000"
+    try:
+        parts = urlsplit(port)
+        number = parts.port
+    except ValueError:
+        number = None
+    if number is None or not 1 <= number <= 65535:
+        raise ValueError(
+            f"{scheme}:// needs a port number 1..65535, e.g. '{example}' (got {port!r})"
+        )
+    host = parts.hostname or ""
+    # A listener may bind all interfaces with an empty host; a client needs a peer.
+    if not host and kind != "listen":
+        raise ValueError(f"{scheme}:// needs a host, e.g. '{example}' (got {port!r})")
+    return _ParsedPort(kind, host, number, "")
 
 
 class DeviceConfig(BaseModel):
-    """One ``[[devices]]`` entry: a board and how to reach it."""
+    """One `[[devices]]` entry: a board and how to reach it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -432,6 +501,7 @@ class DeviceConfig(BaseModel):
     mcu_id: str | None = None
     read_only: bool = False
     allow_raw: bool = True
+    raw_mirror: bool = False
     allow_ota: bool = False
     pins: list[PinSubscription] = Field(default_factory=list)
     datastreams: dict[str, DatastreamOptions] = Field(default_factory=dict)
@@ -523,7 +593,7 @@ class DeviceConfig(BaseModel):
 
     @property
     def net_address(self) -> tuple[str, int] | None:
-        """``(host, port)`` for socket://, rfc2217:// and listen:// ports, else None.
+        """`(host, port)` for socket://, rfc2217:// and listen:// ports, else None.
 
         For listen:// an empty host means all interfaces.
         """
@@ -534,17 +604,17 @@ class DeviceConfig(BaseModel):
 
     @property
     def sim_profile(self) -> str | None:
-        """The simulator profile name for a ``sim://<profile>`` port, else None."""
+        """The simulator profile name for a `sim://<profile>` port, else None."""
         parsed = _parse_port(self.port)
         return parsed.profile if parsed.kind == "sim" else None
 
     @property
     def device_id(self) -> str:
-        """The id used in topics: ``id`` if set, else a slug derived from the port.
+        """The id used in topics: `id` if set, else a slug derived from the port.
 
-        Never derived from ``mcu_id`` alone (boards of one AVR model share it), except for
+        Never derived from `mcu_id` alone (boards of one AVR model share it), except for
         listen:// ports, where the port says nothing about which board connected.
-        Returns ``""`` only when nothing usable can be derived (validation rejects that).
+        Returns `""` only when nothing usable can be derived (validation rejects that).
         """
         if self.id is not None:
             return self.id
@@ -575,9 +645,9 @@ def _port_identity(device: DeviceConfig) -> tuple[str, ...]:
 
 
 class Settings(BaseSettings):
-    """The whole configuration. Use :func:`load_settings` to read it from a file.
+    """The whole configuration. Use `load_settings` to read it from a file.
 
-    Constructed directly, it reads only keyword arguments and ``CONDUYT_BRIDGE_*``
+    Constructed directly, it reads only keyword arguments and `CONDUYT_BRIDGE_*`
     environment variables.
     """
 
@@ -612,7 +682,8 @@ class Settings(BaseSettings):
         for index, device in enumerate(self.devices):
             groups.setdefault(_port_identity(device), []).append(index)
         for key, members in groups.items():
-            if len(members) < 2:
+            if len(members) < 2 or key[0] == "sim":
+                # Simulated boards share nothing: any number may run one profile.
                 continue
             if key[0] == "listen":
                 problems.extend(self._shared_listen_problems(members))
@@ -699,7 +770,7 @@ class Settings(BaseSettings):
 
 
 class _MappingEnvSource(EnvSettingsSource):
-    """The environment source, reading a given mapping instead of ``os.environ``."""
+    """The environment source, reading a given mapping instead of `os.environ`."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
         # Set before super().__init__, which calls _load_env_vars.
@@ -713,14 +784,14 @@ class _MappingEnvSource(EnvSettingsSource):
 
 
 def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
-    """Read the TOML config file, apply ``CONDUYT_BRIDGE_*`` overrides and validate.
+    """Read the TOML config file, apply `CONDUYT_BRIDGE_*` overrides and validate.
 
     Args:
         path: the TOML file; it must exist.
-        env: the environment to read overrides from; ``None`` means ``os.environ``.
+        env: the environment to read overrides from; `None` means `os.environ`.
 
     Returns:
-        The validated settings (an instance of a :class:`Settings` subclass).
+        The validated settings (an instance of a `Settings` subclass).
 
     Raises:
         ConfigError: the file is missing, unreadable or not TOML, or any value is
@@ -787,7 +858,7 @@ def _format_key(loc: Sequence[str | int]) -> str:
 
 
 def _env_var_for(loc: Sequence[str | int], environ: Mapping[str, str]) -> str | None:
-    """The environment variable that supplied the value at ``loc``, if one did."""
+    """The environment variable that supplied the value at `loc`, if one did."""
     names = {name.upper(): name for name in environ}
     # Longest prefix first: CONDUYT_BRIDGE_MQTT__URL beats a whole-section JSON value.
     for end in range(len(loc), 0, -1):
@@ -798,7 +869,7 @@ def _env_var_for(loc: Sequence[str | int], environ: Mapping[str, str]) -> str | 
 
 
 def _unwrap_model(annotation: Any, step: str | int) -> Any:
-    """The type found one step (field name, list index or dict key) below ``annotation``."""
+    """The type found one step (field name, list index or dict key) below `annotation`."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(annotation):
@@ -876,10 +947,10 @@ def _convert_settings_error(
 
 
 def redacted_dump(settings: Settings) -> dict[str, Any]:
-    """The settings as plain JSON-compatible data, for ``--check`` output.
+    """The settings as plain JSON-compatible data, for `--check` output.
 
-    ``mqtt.password`` is ``"***"`` when set and ``""`` otherwise; the contents of a
-    ``password_file`` never appear (only its path).
+    `mqtt.password` is `"***"` when set and `""` otherwise; the contents of a
+    `password_file` never appear (only its path).
     """
     data = settings.model_dump(mode="json")
     data["mqtt"]["password"] = "***" if settings.mqtt.password.get_secret_value() else ""

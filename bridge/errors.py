@@ -1,7 +1,9 @@
 """Typed errors of the bridge, each mapped to a stable `error` string of the MQTT error
-report (DESIGN.md §2, §3)."""
+report (`docs/architecture.md` §2, `docs/topics.md` §6)."""
 
 from __future__ import annotations
+
+import os
 
 from bridge.protocol.constants import error_name
 
@@ -65,7 +67,7 @@ class ForbiddenError(BridgeError):
 
 
 class NakError(BridgeError):
-    """The board answered NAK (CONDUYT-PROTOCOL.md §5.1); `code` is the NAK payload byte."""
+    """The board answered NAK (`docs/protocol.md` §5.1); `code` is the NAK payload byte."""
 
     kind = "nak"
 
@@ -110,3 +112,23 @@ class DisconnectedError(BridgeError):
     @property
     def name(self) -> str:
         return "OFFLINE"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A log-worthy description of `exc`, never empty.
+
+    Its `str()` when that says something; an `OSError` with an errno also names it in
+    words (`connection refused: [Errno 111] Connect call failed ...`, since asyncio's text
+    does not say "refused"); an exception with no text (a bare `TimeoutError`,
+    `CancelledError`) is named by its class, plus the exception it came from, if any.
+    """
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.errno:
+        meaning = os.strerror(exc.errno).lower()
+        if meaning not in text.lower():
+            return f"{meaning}: {text}" if text else meaning
+    if text:
+        return text
+    name = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+    inner = exc.__cause__ or exc.__context__
+    return f"{name} ({describe_exception(inner)})" if inner is not None else name

@@ -52,7 +52,10 @@ def add_subcommands(sub: Any) -> None:
         "--port",
         action="append",
         metavar="PATH",
-        help="probe this port (repeatable; also socket://HOST:PORT); default: all candidates",
+        help=(
+            "probe this port (repeatable; also socket://HOST:PORT and rfc2217://HOST:PORT); "
+            "default: all candidates"
+        ),
     )
     scan.add_argument(
         "--timeout",

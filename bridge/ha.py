@@ -3,15 +3,25 @@
 
 - on every broker (re)connect, and when HA announces `online` on `{prefix}/status`:
   the bridge device and every board that has completed a handshake;
-- when a board comes online: its configs, with removals for entities that vanished
-  (another firmware on the port) and a sweep of retained configs left by an earlier run
-  (so HA never keeps ghost entities);
-- with discovery disabled: a sweep that removes everything this bridge published before.
+- the first time a node (the bridge device, or a board once it has completed a
+  handshake) is announced: a read of its retained configs left by an earlier run; those
+  of the other discovery mode are handed over with HA's `migrate_discovery` before the
+  new configs go out, and every leftover is emptied after them (so a `discovery_mode`
+  switch keeps devices, entity ids, areas and renames, and HA never keeps ghosts);
+- when a board comes online again: its configs, with removals for entities that vanished
+  (another firmware on the port);
+- with discovery disabled: a sweep that removes everything this bridge published before;
+- on the first connect: the ownership record (`bridge.ownership`): what earlier runs of
+  this bridge owned and this run does not (a board removed from the config, a former
+  `client_id`, another discovery prefix) is cleared, then this run's record is published.
+
+See `docs/home-assistant.md` for the message sequences.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,6 +30,7 @@ import structlog
 
 from bridge import __version__
 from bridge.board import BoardBridge
+from bridge.errors import describe_exception
 from bridge.mqtt.discovery import (
     BoardDiscovery,
     DatastreamHints,
@@ -29,8 +40,17 @@ from bridge.mqtt.discovery import (
     board_node_id,
     bridge_messages,
     bridge_node_id,
+    handover_messages,
+    node_config_filters,
     removal_messages,
     status_topic,
+)
+from bridge.ownership import (
+    OwnershipRecord,
+    decode_record,
+    plan_cleanup,
+    record_topic,
+    records_filter,
 )
 from bridge.protocol.hello import HelloResp
 
@@ -59,7 +79,9 @@ class Discovery:
             payload_format=s.mqtt.payload_format,
         )
         self.published: dict[str, list[DiscoveryMessage]] = {}
-        self._swept: set[str] = set()
+        self._announced: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reconciled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def install(self) -> None:
@@ -75,6 +97,9 @@ class Discovery:
     # ---- hooks ------------------------------------------------------------------------------
 
     async def on_connect(self) -> None:
+        if not self._reconciled:
+            self._reconciled = True
+            self._spawn(self._reconcile_once())
         if not self.enabled:
             nodes = [bridge_node_id(self.cfg)]
             nodes += [board_node_id(self.cfg, dev) for dev in self.bridge.boards]
@@ -82,10 +107,10 @@ class Discovery:
             return
         await self.bridge.mqtt.subscribe([status_topic(self.cfg)])
         self.publish_all()
-        if "bridge" not in self._swept:
-            self._swept.add("bridge")
-            keep = {m.topic for m in bridge_messages(self.cfg)}
-            self._spawn(self.sweep([bridge_node_id(self.cfg)], keep))
+        if "bridge" not in self._announced:
+            self._spawn(
+                self._announce("bridge", bridge_node_id(self.cfg), bridge_messages(self.cfg))
+            )
 
     async def on_ha_status(self, message: aiomqtt.Message) -> None:
         if message.payload in (b"online", "online"):
@@ -94,23 +119,128 @@ class Discovery:
 
     async def on_board_online(self, board: BoardBridge, hello: HelloResp, changed: bool) -> None:
         new = board_messages(self.cfg, self._board(board, hello))
-        old = self.published.get(board.dev, [])
+        if board.dev not in self._announced:
+            # The first announcement reads the broker first (a task: the board's session
+            # must not wait for it); later ones are ordered behind it by the node's lock.
+            self._spawn(self._announce(board.dev, board_node_id(self.cfg, board.dev), new))
+            return
+        async with self._lock(board.dev):
+            self._replace(board.dev, new)
+
+    def _replace(self, key: str, new: list[DiscoveryMessage]) -> None:
+        old = self.published.get(key, [])
         for msg in removal_messages(self.cfg, old, new):
             self._publish(msg)
         for msg in new:
             self._publish(msg)
-        self.published[board.dev] = new
-        if board.dev not in self._swept:
-            self._swept.add(board.dev)
-            keep = {m.topic for m in new}
-            self._spawn(self.sweep([board_node_id(self.cfg, board.dev)], keep))
+        self.published[key] = new
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def _announce(self, key: str, node: str, new: list[DiscoveryMessage]) -> None:
+        """First announcement of `node` (`key`: a board id, or `bridge`): hand over or
+        empty what an earlier run left on the broker around publishing `new`."""
+        async with self._lock(key):
+            if key in self._announced:
+                # Another announcement got here first (a reconnect, the board again).
+                if key != "bridge":
+                    self._replace(key, new)
+                return
+            try:
+                found = await self.bridge.mqtt.fetch_retained(
+                    node_config_filters(self.cfg.prefix, node)
+                )
+            except aiomqtt.MqttError as exc:
+                log.info("discovery leftovers not read", node=node, error=describe_exception(exc))
+                found = {}
+            before, after = handover_messages(self.cfg, found, new)
+            for msg in before:
+                self._publish(msg)
+            for msg in new:
+                self._publish(msg)
+            for msg in after:
+                self._publish(msg)
+            self._announced.add(key)
+            if key != "bridge":
+                self.published[key] = new
+            if before:
+                log.info(
+                    "discovery handed over to the new mode (migrate_discovery)",
+                    node=node,
+                    mode=self.cfg.mode,
+                    migrated=len(before),
+                )
+            if after:
+                log.info("removed stale discovery configs", node=node, count=len(after))
+
+    # ---- ownership --------------------------------------------------------------------------
+
+    def current_record(self) -> OwnershipRecord:
+        """What this run owns: its boards, and its discovery nodes while discovery is on."""
+        boards = {dev: b.config.port for dev, b in self.bridge.boards.items()}
+        nodes: tuple[str, ...] = ()
+        if self.enabled:
+            nodes = (bridge_node_id(self.cfg), *(board_node_id(self.cfg, d) for d in boards))
+        return OwnershipRecord(
+            client_id=self.cfg.bridge_id,
+            host=socket.gethostname(),
+            prefix=self.cfg.prefix,
+            boards=boards,
+            nodes=nodes,
+        )
+
+    async def _reconcile_once(self) -> None:
+        if await self.reconcile() is None:
+            self._reconciled = False  # the broker could not be read: try on the next connect
+
+    async def reconcile(self) -> OwnershipRecord | None:
+        """Read the ownership records, clear what earlier runs of this bridge owned and
+        this one does not, then publish this run's record (retained). Returns the record
+        published, or None when the records could not be read (nothing is cleared then,
+        and the old record stays for the next start)."""
+        base = self.bridge.settings.bridge.base_topic
+        current = self.current_record()
+        own_topic = record_topic(base, current.client_id)
+        mqtt = self.bridge.mqtt
+        try:
+            raw = await mqtt.fetch_retained([records_filter(base)])
+        except aiomqtt.MqttError as exc:
+            log.info("ownership records not read", error=describe_exception(exc))
+            return None
+        found = {t: r for t, p in raw.items() if (r := decode_record(p)) is not None}
+        plan = plan_cleanup(current, found, own_topic)
+        if plan.nodes or plan.boards:
+            # The leftover sweep, over nodes and board subtrees this run does not own.
+            stale = await self.sweep(
+                [],
+                keep=set(),
+                filters=[
+                    *(f for prefix, node in plan.nodes for f in node_config_filters(prefix, node)),
+                    *(f"{base}/{dev}/#" for dev in plan.boards),
+                ],
+            )
+            if stale is None:
+                return None
+            log.info(
+                "cleared what earlier runs owned and this one does not",
+                boards=list(plan.boards),
+                nodes=[n for _, n in plan.nodes],
+                topics=len(stale),
+            )
+        for topic in plan.records:
+            mqtt.publish(topic, b"", qos=1, retain=True)
+        mqtt.publish(own_topic, current.encode(), qos=1, retain=True)
+        return current
 
     # ---- publishing -------------------------------------------------------------------------
 
     def publish_all(self) -> None:
-        """Publish the bridge device and every board known so far."""
-        for msg in bridge_messages(self.cfg):
-            self._publish(msg)
+        """Publish the bridge device and every board announced so far (a node not yet
+        announced is published by its first announcement, after any hand-over)."""
+        if "bridge" in self._announced:
+            for msg in bridge_messages(self.cfg):
+                self._publish(msg)
         for messages in self.published.values():
             for msg in messages:
                 self._publish(msg)
@@ -132,22 +262,24 @@ class Discovery:
             hints=hints,
         )
 
-    async def sweep(self, nodes: Sequence[str], keep: set[str]) -> list[str]:
-        """Remove retained discovery configs of `nodes` (in either discovery mode) whose
-        topic is not in `keep`; returns the topics cleared.
+    async def sweep(
+        self, nodes: Sequence[str], keep: set[str], filters: Sequence[str] = ()
+    ) -> list[str] | None:
+        """Remove retained discovery configs of `nodes` (in either discovery mode), and
+        retained messages under `filters`, whose topic is not in `keep`; returns the
+        topics cleared, or None when the broker could not be read.
 
         Uses a short-lived second connection so the retained configs are delivered to it
         alone (the main session's subscriptions stay as they are).
         """
-        prefix = self.cfg.prefix
-        filters = []
+        wanted = list(filters)
         for node in nodes:
-            filters += [f"{prefix}/device/{node}/config", f"{prefix}/+/{node}/+/config"]
+            wanted += node_config_filters(self.cfg.prefix, node)
         try:
-            found = await self.bridge.mqtt.fetch_retained(filters)
+            found = await self.bridge.mqtt.fetch_retained(wanted)
         except aiomqtt.MqttError as exc:
-            log.info("discovery sweep skipped", error=str(exc))
-            return []
+            log.info("discovery sweep skipped", error=describe_exception(exc))
+            return None
         stale = [t for t in found if t not in keep]
         for topic in stale:
             self.bridge.mqtt.publish(topic, b"", qos=1, retain=True)

@@ -1,4 +1,4 @@
-"""The optional HTTP endpoint (DESIGN.md §4 Operations; `[http] listen`, off by default).
+"""The optional HTTP endpoint (`docs/architecture.md` §10; `[http] listen`, off by default).
 
 Routes:
 
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from bridge.errors import describe_exception
 from bridge.metrics import BridgeMetrics
 from bridge.mqtt.payloads import json_value, utc_timestamp
 
@@ -439,7 +440,7 @@ class StatusServer:
                     log.error(
                         "cannot listen for HTTP",
                         listen=f"{shown}:{port}",
-                        error=str(exc),
+                        error=describe_exception(exc),
                         retry_in_s=backoff,
                     )
                     await asyncio.sleep(backoff)

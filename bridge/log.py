@@ -1,8 +1,8 @@
 """Logging: structlog on top of the standard library, JSON lines or console output.
 
-Every record, ours and those of libraries that use :mod:`logging` (paho-mqtt, aiomqtt),
-goes through one root handler whose :class:`structlog.stdlib.ProcessorFormatter` renders
-it, so all lines share one format. Board code binds ``device=<id>`` so that every line
+Every record, ours and those of libraries that use `logging` (paho-mqtt, aiomqtt),
+goes through one root handler whose `structlog.stdlib.ProcessorFormatter` renders
+it, so all lines share one format. Board code binds `device=<id>` so that every line
 about a board carries its device id.
 """
 
@@ -81,22 +81,22 @@ def configure_logging(
     fmt: LogFormat = "auto",
     stream: TextIO | None = None,
 ) -> None:
-    """Route structlog and stdlib logging to one handler on ``stream``.
+    """Route structlog and stdlib logging to one handler on `stream`.
 
     Safe to call more than once: each call replaces the handler the previous call
-    installed. Lines carry ``timestamp`` (ISO 8601, UTC), ``level``, ``logger`` and
-    ``event`` plus any bound keys.
+    installed. Lines carry `timestamp` (ISO 8601, UTC), `level`, `logger` and
+    `event` plus any bound keys.
 
     Args:
-        level: ``debug``, ``info``, ``warning``, ``error`` or ``critical`` (any case);
-            applies to the root logger. With ``debug`` the ``mqtt`` logger (paho via
+        level: `debug`, `info`, `warning`, `error` or `critical` (any case);
+            applies to the root logger. With `debug` the `mqtt` logger (paho via
             aiomqtt, which pins it to WARNING at import) is opened up too.
-        fmt: ``json`` (one JSON object per line), ``console`` (human-readable), or
-            ``auto``: console when ``stream`` is a terminal, JSON otherwise.
-        stream: where lines go; ``None`` means ``sys.stderr`` at call time.
+        fmt: `json` (one JSON object per line), `console` (human-readable), or
+            `auto`: console when `stream` is a terminal, JSON otherwise.
+        stream: where lines go; `None` means `sys.stderr` at call time.
 
     Raises:
-        ValueError: unknown ``level`` or ``fmt``.
+        ValueError: unknown `level` or `fmt`.
     """
     global _handler
     numeric = _LEVELS.get(level.lower())
@@ -152,13 +152,13 @@ def configure_logging(
 
 
 def get_logger(name: str, **bound: Any) -> structlog.stdlib.BoundLogger:
-    """A structlog logger named ``name`` with ``bound`` keys on every line.
+    """A structlog logger named `name` with `bound` keys on every line.
 
-    Lazy: it may be created at import time, before :func:`configure_logging` runs.
+    Lazy: it may be created at import time, before `configure_logging` runs.
 
     Args:
-        name: the stdlib logger name, usually ``__name__``.
-        **bound: key/value pairs added to every line, e.g. ``device="greenhouse"``.
+        name: the stdlib logger name, usually `__name__`.
+        **bound: key/value pairs added to every line, e.g. `device="greenhouse"`.
     """
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name, **bound)
     return logger

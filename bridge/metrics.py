@@ -1,4 +1,4 @@
-"""Prometheus metrics of one Bridge (DESIGN.md §4 Operations, `/metrics`).
+"""Prometheus metrics of one Bridge (`docs/architecture.md` §10, `/metrics`).
 
 Counters already live on the objects that count them (`SessionStats`, `MqttConnection`,
 `BoardBridge`), so a custom `Collector` reads them at scrape time instead of keeping a
@@ -103,6 +103,12 @@ class BridgeCollector(Collector):
             f"{PREFIX}_mqtt_dropped",
             "Messages dropped because the outbox overflowed while the broker was away.",
             value=mqtt.dropped,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_mqtt_inbound_dropped",
+            "Incoming MQTT messages dropped because the bridge's inbound queue was full "
+            "(bridge.mqtt.inbound).",
+            value=mqtt.inbound.dropped,
         )
 
     def _board_metrics(self) -> Iterator[Metric]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from bridge.device.link import Link
 from bridge.device.transports import SerialTransport
-from bridge.errors import DisconnectedError
+from bridge.errors import DisconnectedError, describe_exception
 from bridge.mqtt.topics import datastream_slugs
 from bridge.protocol.constants import PacketType
 from bridge.protocol.errors import HelloParseError
@@ -150,9 +150,9 @@ def _open_failure(exc: BaseException) -> str:
         return "busy: another program has the port open (a running conduyt-bridge?)"
     if isinstance(exc, FileNotFoundError):
         return "not found"
-    if isinstance(exc, OSError) and exc.strerror:
+    if isinstance(exc, OSError) and exc.strerror and not exc.errno:
         return f"cannot open: {exc.strerror}"
-    return f"cannot open: {exc}"
+    return f"cannot open: {describe_exception(exc)}"
 
 
 async def _ask_hello(link: Link, deadline: float) -> Packet | str:
@@ -198,19 +198,26 @@ async def probe(
 
     Args:
         port: a serial device path (or a `socket://` / `rfc2217://` URL).
-        timeout_s: seconds the board gets to answer after the port opened.
+        timeout_s: seconds for the whole probe: opening the port (for `rfc2217://` the
+            RFC 2217 negotiation gets as long) and the board's answer.
         baudrate: line speed, bits per second.
     """
     device = _device_node(port)
     started = time.monotonic()
+    transport = SerialTransport(port, baudrate, connect_timeout_s=timeout_s)
+    # An `rfc2217://` open has its own timeout, which says what it waited for: it gets to
+    # fire first.
+    opening = asyncio.timeout(timeout_s + (0.25 if port.startswith("rfc2217://") else 0.0))
 
     def result(hello: HelloResp | None = None, error: str | None = None) -> ScanResult:
         return ScanResult(port, hello, error, time.monotonic() - started, device)
 
     try:
-        link = await asyncio.wait_for(SerialTransport(port, baudrate).open(), timeout_s)
-    except TimeoutError:
-        return result(error="cannot open: timed out")
+        async with opening:
+            link = await transport.open()
+    except TimeoutError as exc:
+        reason = f"timed out after {timeout_s:g} s" if opening.expired() else None
+        return result(error=f"cannot open: {reason or describe_exception(exc)}")
     except Exception as exc:  # serialx raises OSError subclasses and its own errors
         return result(error=_open_failure(exc))
     try:

@@ -782,7 +782,8 @@ def validate_discovery(
 
 
 def validate_message(topic: str, payload: bytes, prefix: str = "homeassistant") -> list[str]:
-    """`validate_discovery` for a raw MQTT payload; `b""` (removal) is always valid."""
+    """`validate_discovery` for a raw MQTT payload; `b""` (removal) and HA's
+    `{"migrate_discovery": true}` hand-over are valid on any config topic."""
     if payload == b"":
         parsed = parse_topic(topic, prefix)
         return [] if parsed is not None else [f"{topic}: not a discovery config topic"]
@@ -792,4 +793,8 @@ def validate_message(topic: str, payload: bytes, prefix: str = "homeassistant") 
         return [f"{topic}: payload is not UTF-8 JSON: {exc}"]
     if not isinstance(doc, dict):
         return [f"{topic}: payload must be a JSON object"]
+    if doc == {"migrate_discovery": True}:
+        # HA's hand-over between discovery forms: not a config, valid on any config topic.
+        parsed = parse_topic(topic, prefix)
+        return [] if parsed is not None else [f"{topic}: not a discovery config topic"]
     return validate_discovery(topic, doc, prefix)

@@ -169,7 +169,19 @@ async def test_set_float_and_bool_round_trip(
                 "code": None,
                 "name": "OUT_OF_RANGE",
                 "message": "datastream 'setpoint' (FLOAT32): 1e+39 is out of range "
-                "±3.402823e+38 (finite float32)",
+                "-1000000000..1000000000",
+            },
+        ),
+        (
+            # Beyond what HA's number entity is told (±1e9), though a finite float32.
+            "ds/setpoint_celsius/set",
+            b"1000000001",
+            {
+                "error": "capability",
+                "code": None,
+                "name": "OUT_OF_RANGE",
+                "message": "datastream 'setpoint' (FLOAT32): 1000000001 is out of range "
+                "-1000000000..1000000000",
             },
         ),
         (

@@ -227,7 +227,7 @@ def test_max_subscriptions_inferred_from_max_payload() -> None:
 
 
 def test_reply_limits_match_the_protocol_table() -> None:
-    # CONDUYT-PROTOCOL.md §1.5: device→host over COBS.
+    # `docs/protocol.md` §1.5: device→host over COBS.
     assert reply_payload_limit(hello_with(128)) == 121
     assert reply_payload_limit(hello_with(256)) == 249
     assert reply_payload_limit(hello_with(512)) == 505

@@ -105,3 +105,55 @@ async def test_sigterm_publishes_offline_and_exits_0(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_check_refuses_what_would_fail_at_run_time(tmp_path: Path) -> None:
+    """Issue 8 §5: unknown simulator profiles, unknown port schemes and missing TLS files
+    fail `--check` (exit 2, one line per problem), not the daemon at 3 a.m."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[mqtt]\ntls_ca = "missing-ca.pem"\n'
+        f'tls_cert = "{tmp_path}/client.crt"\ntls_key = "{tmp_path}/client.key"\n'
+        '[[devices]]\nid = "a"\nport = "sim://thermostatt"\n'
+        '[[devices]]\nid = "b"\nport = "tcp://192.0.2.7:5000"\n'
+        '[[devices]]\nid = "c"\nport = "sockte://192.0.2.7:4000"\n'
+    )
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "--config", "c.toml", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    schemes = "'listen://', 'rfc2217://', 'sim://', 'socket://'"
+    assert proc.stderr.splitlines() == [
+        "conduyt-bridge: configuration error",
+        "c.toml: mqtt.tls_ca: cannot read 'missing-ca.pem': No such file or directory; "
+        f"relative paths are taken from the working directory '{tmp_path}'",
+        f"c.toml: mqtt.tls_cert: cannot read '{tmp_path}/client.crt': "
+        "No such file or directory; check the path",
+        f"c.toml: mqtt.tls_key: cannot read '{tmp_path}/client.key': "
+        "No such file or directory; check the path",
+        "c.toml: devices[0].port: unknown simulator profile 'thermostatt' "
+        "(did you mean 'thermostat'?); profiles: firehose, kitchen, thermostat, uno, workshop",
+        f"c.toml: devices[1].port: unknown port scheme 'tcp://': use one of {schemes} "
+        "or a serial device path (e.g. '/dev/ttyUSB0'); a board with the Conduyt TCP "
+        "transport connects to the bridge: use 'listen://0.0.0.0:5000'; for a "
+        "serial-over-TCP server use 'socket://host:port'",
+        f"c.toml: devices[2].port: unknown port scheme 'sockte://': use one of {schemes} "
+        "or a serial device path (e.g. '/dev/ttyUSB0'); did you mean 'socket://'?",
+    ]
+
+
+def test_check_accepts_many_devices_on_one_sim_profile(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[devices]]\nid = "t1"\nport = "sim://thermostat"\n'
+        '[[devices]]\nid = "t2"\nport = "sim://thermostat"\n'
+        '[[devices]]\nid = "t3"\nport = "sim://thermostat"\n'
+    )
+    assert main(["--config", str(config), "--check"]) == 0

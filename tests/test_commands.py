@@ -1,4 +1,4 @@
-"""Command payload builders and event payload parsers (CONDUYT-PROTOCOL.md §4)."""
+"""Command payload builders and event payload parsers (`docs/protocol.md` §4)."""
 
 from __future__ import annotations
 

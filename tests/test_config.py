@@ -116,8 +116,10 @@ def test_mqtt_url_properties(url: str, host: str, port: int, tls: bool) -> None:
     assert (mqtt.host, mqtt.port, mqtt.tls) == (host, port, tls)
 
 
-def test_tls_ca_turns_tls_on_and_default_port() -> None:
-    mqtt = MqttSection(url="mqtt://broker", tls_ca=Path("/etc/ssl/ca.pem"))
+def test_tls_ca_turns_tls_on_and_default_port(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    mqtt = MqttSection(url="mqtt://broker", tls_ca=ca)
     assert mqtt.tls is True
     assert mqtt.port == 8883
 
@@ -379,8 +381,8 @@ def test_bad_urls(tmp_path: Path, url: str, reason: str) -> None:
 def test_bad_pin_mode(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[[devices]]\nport = "sim://a"\n'
-        '[[devices]]\nport = "sim://b"\n'
+        '[[devices]]\nport = "sim://uno"\n'
+        '[[devices]]\nport = "sim://kitchen"\n'
         '[[devices.pins]]\npin = 3\nmode = "toggle"\n',
     )
     err = load_error(path)
@@ -393,7 +395,7 @@ def test_bad_pin_mode(tmp_path: Path) -> None:
 def test_pin_ranges(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[[devices]]\nport = "sim://a"\n'
+        '[[devices]]\nport = "sim://uno"\n'
         '[[devices.pins]]\npin = 256\nmode = "change"\ninterval_ms = 0\n',
     )
     assert load_error(path).errors == [
@@ -623,6 +625,7 @@ def test_device_defaults() -> None:
     device = DeviceConfig(port="/dev/ttyUSB0")
     assert device.baudrate == 115200
     assert (device.read_only, device.allow_raw, device.allow_ota) == (False, True, False)
+    assert device.raw_mirror is False  # each event once, on its typed topic
     assert device.pins == []
     assert device.datastreams == {}
     assert (device.command_timeout_ms, device.hello_timeout_ms) == (1000, 1000)
@@ -640,3 +643,69 @@ def test_device_id_bridge_is_reserved(tmp_path: Path) -> None:
         f"{config}: devices[0].id: device id 'bridge' is reserved for {{base}}/bridge/ "
         "topics: choose another id"
     )
+
+
+def test_any_number_of_devices_may_share_a_sim_profile() -> None:
+    settings = Settings(devices=[{"id": f"t{n}", "port": "sim://thermostat"} for n in range(5)])
+    assert [d.sim_profile for d in settings.devices] == ["thermostat"] * 5
+
+
+def test_shared_sim_profile_without_ids_asks_for_ids(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[devices]]\nport = "sim://thermostat"\n[[devices]]\nport = "sim://thermostat"\n',
+    )
+    assert load_error(path).errors == [
+        (
+            "devices[1].port",
+            "device id 'thermostat' derived from port 'sim://thermostat' is also used by "
+            "devices[0]: set a unique id",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("port", "reason"),
+    [
+        (
+            "sim://thermostatt",
+            "unknown simulator profile 'thermostatt' (did you mean 'thermostat'?); "
+            "profiles: firehose, kitchen, thermostat, uno, workshop",
+        ),
+        (
+            "sim://nothing-like-it",
+            "unknown simulator profile 'nothing-like-it'; "
+            "profiles: firehose, kitchen, thermostat, uno, workshop",
+        ),
+        (
+            "serial://dev/ttyUSB0",
+            "unknown port scheme 'serial://': use one of 'listen://', 'rfc2217://', "
+            "'sim://', 'socket://' or a serial device path (e.g. '/dev/ttyUSB0')",
+        ),
+        (
+            "SOCKETT://192.0.2.7:4000",
+            "unknown port scheme 'sockett://': use one of 'listen://', 'rfc2217://', "
+            "'sim://', 'socket://' or a serial device path (e.g. '/dev/ttyUSB0'); "
+            "did you mean 'socket://'?",
+        ),
+    ],
+)
+def test_unknown_sim_profiles_and_port_schemes(tmp_path: Path, port: str, reason: str) -> None:
+    path = write(tmp_path, f'[[devices]]\nid = "a"\nport = "{port}"\n')
+    assert load_error(path).errors == [("devices[0].port", reason)]
+
+
+def test_tls_files_must_be_readable(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    path = write(
+        tmp_path,
+        f'[mqtt]\ntls_ca = "{ca}"\ntls_cert = "{tmp_path}/nope.crt"\ntls_key = "{tmp_path}"\n',
+    )
+    assert load_error(path).errors == [
+        (
+            "mqtt.tls_cert",
+            f"cannot read '{tmp_path}/nope.crt': No such file or directory; check the path",
+        ),
+        ("mqtt.tls_key", f"cannot read '{tmp_path}': Is a directory; it must be a PEM file"),
+    ]

@@ -93,3 +93,30 @@ async def test_nagle_follows_the_publish_rate(mqtt_broker: Any, base_topic: str)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_refused_connections_are_described_from_the_connack_code() -> None:
+    from aiomqtt.exceptions import MqttConnectError
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from bridge.mqtt.connection import describe_broker_error
+
+    bad_login = "broker refused the login: bad username or password"
+    v5 = ReasonCode(PacketTypes.CONNACK, identifier=134)  # type: ignore[no-untyped-call]
+    assert describe_broker_error(MqttConnectError(v5), "u") == bad_login
+    assert describe_broker_error(MqttConnectError(4), "u") == bad_login  # MQTT 3.1.1
+    assert describe_broker_error(MqttConnectError(5), "u") == bad_login  # Mosquitto's answer
+    assert describe_broker_error(MqttConnectError(5), "") == (
+        "broker refused the login: not authorized (anonymous access is off: set "
+        "[mqtt] username and password)"
+    )
+    assert describe_broker_error(MqttConnectError(3), "u") == (
+        "broker refused the connection: Server unavailable (CONNACK code 136)"
+    )
+    assert describe_broker_error(MqttConnectError(77), "u") == (
+        "broker refused the connection: unknown reason (CONNACK code 77)"
+    )
+    assert describe_broker_error(aiomqtt.MqttError("Operation timed out")) == (
+        "Operation timed out"
+    )

@@ -12,13 +12,21 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import pytest
-from mqtt_helpers import MosquittoProcess, Recorder, find_mosquitto, publish
+from mqtt_helpers import (
+    MosquittoProcess,
+    Recorder,
+    find_mosquitto,
+    free_port,
+    publish,
+    wait_port,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -77,8 +85,12 @@ def test_compose_file_content() -> None:
     assert "healthcheck" in mosquitto
     mounts = {v.split(":")[1]: v.split(":")[0] for v in mosquitto["volumes"]}
     assert mounts["/mosquitto/config/mosquitto.conf"] == "./mosquitto/mosquitto.conf"
-    assert mounts["/mosquitto/config/acl"] == "./mosquitto/acl"
-    assert mounts["/mosquitto/config/passwd"] == "./mosquitto/passwd"
+    # the secrets go to start.sh (read-only), which hands the broker private copies
+    assert mounts["/run/conduyt-secrets/acl"] == "./mosquitto/acl"
+    assert mounts["/run/conduyt-secrets/passwd"] == "./mosquitto/passwd"
+    assert mounts["/conduyt/start.sh"] == "./mosquitto/start.sh"
+    assert mosquitto["command"] == ["/bin/sh", "/conduyt/start.sh"]
+    assert all(v.endswith(":ro") for v in mosquitto["volumes"] if v.startswith("./"))
     for target, source in mounts.items():
         # the password file is created on the host (see mosquitto.conf); volumes are named
         if source.startswith("./") and not target.endswith("/passwd"):
@@ -228,7 +240,7 @@ def test_unit_settings() -> None:
         "Service.Environment": "PYTHONUNBUFFERED=1",
         "Service.EnvironmentFile": "-/etc/conduyt-bridge/env",
         "Service.ExecStart": (
-            "/usr/local/bin/conduyt-bridge --config /etc/conduyt-bridge/config.toml"
+            "/opt/conduyt-bridge/bin/conduyt-bridge --config /etc/conduyt-bridge/config.toml"
         ),
         "Unit.After": "network-online.target",
         "Unit.Wants": "network-online.target",
@@ -249,15 +261,22 @@ def _systemd_analyze() -> str:
 
 @pytest.fixture
 def unit_copy(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointing at a binary that exists on every machine.
+    """The unit with ExecStart pointing at an executable that exists on this machine.
 
     systemd-analyze verify checks that the ExecStart binary exists, and the bridge is
-    not installed at /usr/local/bin on a test machine.
+    not installed in /opt/conduyt-bridge on a test machine: a fake `conduyt-bridge` in a
+    temporary directory stands in for it (same arguments).
     """
     text = UNIT.read_text(encoding="utf-8")
-    true = shutil.which("true") or "/bin/true"
+    fake = tmp_path / "bin" / "conduyt-bridge"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    fake.chmod(0o755)
     patched, count = re.subn(
-        r"^ExecStart=/usr/local/bin/conduyt-bridge\b", f"ExecStart={true}", text, flags=re.M
+        r"^ExecStart=/opt/conduyt-bridge/bin/conduyt-bridge\b",
+        f"ExecStart={fake}",
+        text,
+        flags=re.M,
     )
     assert count == 1
     copy = tmp_path / UNIT.name
@@ -326,9 +345,12 @@ def test_mosquitto_conf() -> None:
     s = _conf_settings(MOSQUITTO_CONF.read_text(encoding="utf-8"))
     assert s["listener"] == ["1883"]
     assert s["allow_anonymous"] == ["false"]
-    assert s["password_file"] == ["/mosquitto/config/passwd"]
-    assert s["acl_file"] == ["/mosquitto/config/acl"]
+    # the private copies start.sh makes
+    assert s["password_file"] == ["/mosquitto/secrets/passwd"]
+    assert s["acl_file"] == ["/mosquitto/secrets/acl"]
     assert s["persistence"] == ["true"]
+    # broker-side Nagle off: otherwise ~40 ms more per command round trip
+    assert s["set_tcp_nodelay"] == ["true"]
     assert "mosquitto_passwd" in MOSQUITTO_CONF.read_text(encoding="utf-8")
 
 
@@ -355,11 +377,14 @@ def deploy_broker() -> Iterator[MosquittoProcess]:
             flags = ["-c", "-b"] if i == 0 else ["-b"]
             result = _run([passwd_tool, *flags, str(passwd), user, f"pw-{user}"])
             assert result.returncode == 0, result.stderr
+        # as start.sh leaves them (the broker user owns them: MosquittoProcess hands over)
+        for secret in (passwd, tmp / "acl"):
+            secret.chmod(0o600)
         conf = MOSQUITTO_CONF.read_text(encoding="utf-8")
         conf = re.sub(
             r"^listener 1883$", f"listener {process.port} {process.host}", conf, flags=re.M
         )
-        conf = conf.replace("/mosquitto/config/", f"{tmp}/")
+        conf = conf.replace("/mosquitto/secrets/", f"{tmp}/")
         conf = conf.replace("/mosquitto/data/", f"{process.data_dir}/")
         # Our log settings are appended by write_config; drop the file's own.
         conf = re.sub(r"^log_(dest|type|timestamp_format) .*$", "", conf, flags=re.M)
@@ -392,6 +417,124 @@ async def test_deploy_mosquitto_auth_and_acl(deploy_broker: MosquittoProcess) ->
         await publish(broker, "homeassistant/status", "online", **ha)
         await rec.wait_for("conduyt/b/ds/setpoint/set", payload="21")
         await rec.wait_for("homeassistant/status", payload="online")
+
+
+def test_mosquitto_accepts_the_shipped_conf(deploy_broker: MosquittoProcess) -> None:
+    """The broker ran the shipped file, `set_tcp_nodelay` included, without a complaint."""
+    ran = deploy_broker.config_path.read_text(encoding="utf-8")
+    assert re.search(r"^set_tcp_nodelay true$", ran, re.M)
+    assert deploy_broker.is_running()
+    log = deploy_broker.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "Error" not in log and "Warning" not in log and "Unknown" not in log, log
+
+
+def _mosquitto_account() -> tuple[int, int]:
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("start.sh runs as root (as in the container) to hand files to mosquitto")
+    try:
+        account = pwd.getpwnam("mosquitto")
+    except KeyError:
+        pytest.skip("no `mosquitto` account here (the image's broker user)")
+    return account.pw_uid, account.pw_gid
+
+
+def _start_broker(cmd: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    if not wait_port("127.0.0.1", port, timeout=10, alive=lambda: proc.poll() is None):
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+        pytest.fail(f"broker did not start (exit {proc.returncode}):\n{out}")
+    return proc
+
+
+def test_start_sh_serves_a_root_owned_password_file(tmp_path: Path) -> None:
+    """The Docker quick start: `mosquitto_passwd` run as root leaves a `0600` passwd owned
+    by root, which the broker (running as `mosquitto`) cannot open. Given that file
+    directly, the real mosquitto exits; through `deploy/mosquitto/start.sh` (the compose
+    service's command, the same layout with temporary paths) it serves logins."""
+    binary = find_mosquitto()
+    passwd_tool = shutil.which("mosquitto_passwd")
+    if binary is None or passwd_tool is None:
+        pytest.skip("needs the mosquitto and mosquitto_passwd binaries")
+    uid, _ = _mosquitto_account()
+    # the broker user must reach /mosquitto/secrets, as in the image (pytest's tmp is 0700)
+    root = Path(tempfile.mkdtemp(prefix="conduyt-container-"))
+    root.chmod(0o755)
+    try:
+        _serve_through_start_sh(binary, passwd_tool, uid, root, tmp_path)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _serve_through_start_sh(
+    binary: str, passwd_tool: str, uid: int, root: Path, tmp_path: Path
+) -> None:
+    src = root / "run" / "conduyt-secrets"  # the read-only mounts of the host's files
+    dst = root / "mosquitto" / "secrets"
+    data = root / "mosquitto" / "data"
+    src.mkdir(parents=True)
+    data.mkdir(parents=True)
+    shutil.copy(ACL, src / "acl")
+    made = _run([passwd_tool, "-c", "-b", str(src / "passwd"), "conduyt-bridge", "pw"])
+    assert made.returncode == 0, made.stderr
+    os.chmod(src / "passwd", 0o600)
+    os.chown(data, uid, -1)
+    (root / "mosquitto").chmod(0o755)
+    port = free_port()
+    conf = MOSQUITTO_CONF.read_text(encoding="utf-8")
+    conf = re.sub(r"^listener 1883$", f"listener {port} 127.0.0.1", conf, flags=re.M)
+    conf = conf.replace("/mosquitto/data/", f"{data}/")
+    env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"}
+
+    direct = tmp_path / "direct.conf"
+    direct.write_text(conf.replace("/mosquitto/secrets/", f"{src}/"), encoding="utf-8")
+    failed = _run([binary, "-c", str(direct)], env=env)
+    assert failed.returncode != 0
+    assert "Unable to open pwfile" in failed.stdout + failed.stderr
+
+    shipped = tmp_path / "mosquitto.conf"
+    shipped.write_text(conf.replace("/mosquitto/secrets/", f"{dst}/"), encoding="utf-8")
+    env |= {
+        "CONDUYT_SECRETS_SRC": str(src),
+        "CONDUYT_SECRETS_DIR": str(dst),
+        "CONDUYT_MOSQUITTO_CONF": str(shipped),
+    }
+    proc = _start_broker(["/bin/sh", str(DEPLOY / "mosquitto" / "start.sh")], port, env)
+    try:
+        for path, mode in ((dst, 0o700), (dst / "passwd", 0o600), (dst / "acl", 0o600)):
+            st = path.stat()
+            assert (st.st_uid, st.st_mode & 0o777) == (uid, mode), path
+        asyncio.run(_logins(f"mqtt://127.0.0.1:{port}"))
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert "Error" not in out and "Warning" not in out, out
+
+
+async def _logins(url: str) -> None:
+    await publish(url, "conduyt/x/status", "online", username="conduyt-bridge", password="pw")
+    with pytest.raises(aiomqtt.MqttError):
+        await publish(url, "conduyt/x", "bad", username="conduyt-bridge", password="no")
+
+
+def test_start_sh_names_a_missing_password_file(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CONDUYT_SECRETS_SRC": str(tmp_path),
+        "CONDUYT_SECRETS_DIR": str(tmp_path / "secrets"),
+    }
+    (tmp_path / "acl").write_text("", encoding="utf-8")
+    result = _run(["/bin/sh", str(DEPLOY / "mosquitto" / "start.sh")], env=env)
+    assert result.returncode == 78
+    assert result.stderr == (
+        f"conduyt: {tmp_path}/passwd is missing: create deploy/mosquitto/passwd first "
+        "(see deploy/mosquitto/mosquitto.conf)\n"
+    )
+    assert not (tmp_path / "secrets").exists()
 
 
 # --------------------------------------------------------------------------------------
@@ -451,3 +594,72 @@ async def test_bridge_runs_against_the_deployed_broker(
     finally:
         bridge.stop()
         await asyncio.wait_for(task, 15)
+
+
+async def _link_down_events(settings: Any, count: int = 2) -> list[dict[str, Any]]:
+    """The first `count` `broker link down` log events of a bridge run with `settings`."""
+    from bridge_harness import wait_until
+    from structlog.testing import capture_logs
+
+    from bridge.app import Bridge
+
+    bridge = Bridge(settings)
+    with capture_logs() as logs:
+        task = asyncio.create_task(bridge.run())
+        try:
+            await wait_until(
+                lambda: len([e for e in logs if e["event"] == "broker link down"]) >= count, 10
+            )
+        finally:
+            bridge.stop()
+            await asyncio.wait_for(task, 15)
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")], logs
+    return [e for e in logs if e["event"] == "broker link down"][:count]
+
+
+def _bridge_settings(url: str, **mqtt: Any) -> Any:
+    from bridge.config import Settings
+
+    return Settings(
+        mqtt={"url": url, "client_id": "deploy-login-test", "reconnect_max_s": 30, **mqtt},
+        homeassistant={"enabled": False},
+        devices=[{"id": "sim", "port": "sim://thermostat"}],
+    )
+
+
+async def test_wrong_password_is_named_plainly_at_warning_level(
+    deploy_broker: MosquittoProcess,
+) -> None:
+    settings = _bridge_settings(deploy_broker.url, username="conduyt-bridge", password="wrong")
+    events = await _link_down_events(settings)
+    assert [{k: e[k] for k in ("log_level", "url", "error", "retry_in_s")} for e in events] == [
+        {
+            "log_level": "warning",
+            "url": deploy_broker.url,
+            "error": "broker refused the login: bad username or password",
+            "retry_in_s": backoff,
+        }
+        for backoff in (0.5, 1.0)
+    ]
+
+
+async def test_anonymous_login_refused_names_the_missing_credentials(
+    deploy_broker: MosquittoProcess,
+) -> None:
+    (event,) = await _link_down_events(_bridge_settings(deploy_broker.url), count=1)
+    assert (event["log_level"], event["error"]) == (
+        "warning",
+        "broker refused the login: not authorized (anonymous access is off: set "
+        "[mqtt] username and password)",
+    )
+
+
+async def test_unreachable_broker_stays_a_warning_with_url_and_backoff() -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    events = await _link_down_events(_bridge_settings(url), count=3)
+    assert [(e["log_level"], e["url"], e["retry_in_s"]) for e in events] == [
+        ("warning", url, 0.5),
+        ("warning", url, 1.0),
+        ("warning", url, 2.0),
+    ]
+    assert {e["error"] for e in events} == {"[Errno 111] Connection refused"}

@@ -12,6 +12,7 @@ from ha_schema import SENSOR_DEVICE_CLASSES, validate_discovery, validate_messag
 
 from bridge.mqtt import discovery
 from bridge.mqtt.discovery import (
+    MIGRATE_PAYLOAD,
     BoardDiscovery,
     DatastreamHints,
     DiscoveryConfig,
@@ -23,11 +24,14 @@ from bridge.mqtt.discovery import (
     bridge_messages,
     classify_unit,
     clear_messages,
+    handover_messages,
+    node_config_filters,
     removal_messages,
     status_topic,
 )
 from bridge.protocol.constants import DatastreamType as T
 from bridge.protocol.hello import DatastreamDescriptor, HelloResp
+from bridge.protocol.values import write_range
 
 AVR_MCU_ID = bytes.fromhex("1e950f0000000000")  # ATmega328P signature: shared by all Unos
 
@@ -425,6 +429,26 @@ def test_number_range_from_type(type_: T, lo: float, hi: float, step: float, mod
     assert isinstance(conf["step"], int) == (type_ is not T.FLOAT32)
 
 
+@pytest.mark.parametrize(
+    ("type_", "lo", "hi", "mode"),
+    [
+        (T.UINT8, 0, 100, "slider"),
+        (T.INT8, 0, 100, "slider"),
+        (T.UINT16, 0, 100, "slider"),  # a percentage is a slider whatever its width
+        (T.FLOAT32, -1e9, 1e9, "box"),  # a float % keeps the float write bounds
+    ],
+)
+def test_percent_number_is_a_0_to_100_slider(type_: T, lo: float, hi: float, mode: str) -> None:
+    descriptor = ds(0, "duty", type_, unit="%", writable=True)
+    (message,) = board_messages(CFG, board(hello=hello((descriptor,))))
+    conf = decode(message)["cmps"]["ds_duty_percent"]  # the slug carries the unit
+    assert (conf["p"], conf["min"], conf["max"], conf["mode"]) == ("number", lo, hi, mode)
+    assert conf["unit_of_measurement"] == "%"
+    # The advertised bounds are exactly what the bridge's write rule accepts.
+    assert write_range(descriptor) == (float(lo), float(hi))
+    assert_valid([message])
+
+
 def test_read_only_board_has_no_controls() -> None:
     (message,) = board_messages(CFG, board(read_only=True))
     cmps = decode(message)["cmps"]
@@ -614,6 +638,60 @@ def test_removal_of_a_whole_board_and_of_a_mode_switch() -> None:
     back = removal_messages(CFG, new, old)
     assert {m.topic for m in back} == {m.topic for m in new}
     assert all(m.payload == b"" for m in back)
+
+
+# --- first announcement: HA's migrate_discovery hand-over between modes ----------------
+
+
+def test_migrate_payload_is_the_documented_one() -> None:
+    assert json.loads(MIGRATE_PAYLOAD) == {"migrate_discovery": True}
+    assert validate_message(DEVICE_TOPIC, MIGRATE_PAYLOAD) == []
+
+
+def test_handover_components_to_device() -> None:
+    components = board_messages(replace(CFG, mode="components"), board())
+    device = board_messages(CFG, board())
+    found = {m.topic: m.payload for m in components}
+    before, after = handover_messages(CFG, found, device)
+    # Every old per-entity topic is handed over before the device config, then emptied.
+    assert before == [DiscoveryMessage(m.topic, MIGRATE_PAYLOAD) for m in components]
+    assert after == [DiscoveryMessage(m.topic, b"") for m in components]
+    assert all(m.retain for m in before + after)
+    # What makes HA keep entity ids: the same unique_id on both forms.
+    old_ids = {json.loads(m.payload)["unique_id"] for m in components}
+    assert {c["unique_id"] for c in decode(device[0])["cmps"].values()} == old_ids
+
+
+def test_handover_device_to_components() -> None:
+    device = board_messages(CFG, board())
+    cfg = replace(CFG, mode="components")
+    components = board_messages(cfg, board())
+    before, after = handover_messages(cfg, {DEVICE_TOPIC: device[0].payload}, components)
+    assert before == [DiscoveryMessage(DEVICE_TOPIC, MIGRATE_PAYLOAD)]
+    assert after == [DiscoveryMessage(DEVICE_TOPIC, b"")]
+
+
+def test_handover_only_migrates_entities_that_come_back() -> None:
+    components = board_messages(replace(CFG, mode="components"), board())
+    gone = "homeassistant/sensor/conduyt-bridge_greenhouse/ds_vanished/config"
+    moved = "homeassistant/sensor/conduyt-bridge_greenhouse/ds_heater/config"  # now a switch
+    found = {**{m.topic: m.payload for m in components}, gone: b"{}", moved: b"{}"}
+    before, after = handover_messages(CFG, found, board_messages(CFG, board()))
+    assert gone not in {m.topic for m in before} and moved not in {m.topic for m in before}
+    assert {m.topic for m in after} == set(found)
+
+
+def test_handover_same_mode_leftovers_are_only_emptied() -> None:
+    cfg = replace(CFG, mode="components")
+    new = board_messages(cfg, board())
+    leftover = "homeassistant/number/conduyt-bridge_greenhouse/ds_old/config"
+    found = {new[0].topic: new[0].payload, leftover: b"{}"}
+    assert handover_messages(cfg, found, new) == ([], [DiscoveryMessage(leftover, b"")])
+    assert handover_messages(CFG, {}, board_messages(CFG, board())) == ([], [])
+
+
+def test_node_config_filters() -> None:
+    assert node_config_filters("ha", "n1") == ["ha/device/n1/config", "ha/+/n1/+/config"]
 
 
 def test_removal_ignores_already_removed() -> None:

@@ -246,7 +246,10 @@ def test_stats_as_dict() -> None:
         "oversize": 0,
         "resyncs": 0,
         "garbage_bytes": 3,
+        "text_lines": 0,
+        "text_bytes": 0,
         "dropped": 1,
+        "noise_bytes": 3,
     }
 
 

@@ -1,4 +1,4 @@
-"""HELLO_RESP payload build and tolerant parse (CONDUYT-PROTOCOL.md §6)."""
+"""HELLO_RESP payload build and tolerant parse (`docs/protocol.md` §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Module command catalog (CONDUYT-PROTOCOL.md §8, §4.2, quirk Q9)."""
+"""Module command catalog (`docs/protocol.md` §8, §4.2, quirk Q9)."""
 
 from __future__ import annotations
 

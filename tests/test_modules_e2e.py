@@ -20,7 +20,6 @@ from commands_rig import Rig, rig
 from mqtt_helpers import Broker
 
 from bridge.protocol.constants import PacketType
-from bridge.protocol.packet import Packet
 from bridge.protocol.values import shortest_float32
 from bridge.simulator.modules import Encoder, Servo, Stepper
 from bridge.simulator.profiles import ModuleSpec, get_profile
@@ -271,11 +270,7 @@ async def test_encoder_stepper_oled_pid(workshop: Rig) -> None:
     )
     ticks = [m.json() for m in workshop.rec.messages(f"{workshop.p}/module/encoder/event/tick")]
     assert ticks == [{"count": 1, "delta": 1}, {"count": 2, "delta": 1}, {"count": 3, "delta": 1}]
-    raw = await workshop.rec.wait_for(f"{workshop.p}/evt/c0")  # mirrored raw, seq 0
-    assert (
-        raw.payload
-        == Packet(PacketType.MOD_EVENT, 0, b"\x00\x01" + struct.pack("<ih", 1, 1)).encode()
-    )
+    assert workshop.rec.messages(f"{workshop.p}/evt/c0") == []  # typed topic only by default
     await run_table(
         workshop,
         [

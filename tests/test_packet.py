@@ -1,4 +1,4 @@
-"""Packet layout, CRC-8 and the decode error paths (CONDUYT-PROTOCOL.md §1, §2)."""
+"""Packet layout, CRC-8 and the decode error paths (`docs/protocol.md` §1, §2)."""
 
 from __future__ import annotations
 

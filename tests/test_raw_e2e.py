@@ -1,5 +1,6 @@
 """Raw packets end to end: `cmd[/{tt}]` → validated → board → `evt/{tt}` with the client's
-SEQ; events mirrored raw; simulated board on a real pty, real Mosquitto.
+SEQ; events raw only when they have no typed topic (all of them with `raw_mirror`);
+simulated board on a real pty, real Mosquitto.
 """
 
 from __future__ import annotations
@@ -350,11 +351,49 @@ async def test_ds_write_ota_and_event_mirror(thermo: Rig) -> None:
     )
     assert (await evt(thermo, mark, "82")).payload == pkt(PacketType.ACK, 42)
     assert thermo.sent(mark_board) == [(PacketType.OTA_BEGIN, struct.pack("<I", 4) + bytes(32))]
-    # every board event is mirrored raw with seq 0: DS_EVENTs of temperature/humidity
-    mirrored = await thermo.rec.wait_for_after(mark, f"{thermo.p}/evt/d1", timeout=3)
-    packet = decode_packet(mirrored.payload)
-    assert packet.seq == 0 and packet.payload[0] in (0, 1)
-    assert packet in board.sent
+    # by default a DS_EVENT is published once, on its typed topic: never raw on evt/d1
+    mark = thermo.rec.mark()
+    for _ in range(2):
+        await thermo.rec.wait_for_after(mark, f"{thermo.p}/ds/temperature_celsius", timeout=3)
+        mark = thermo.rec.mark()
+    assert thermo.rec.messages(f"{thermo.p}/evt/d1") == []
+
+
+async def test_raw_mirror_option_mirrors_every_event(
+    mqtt_broker: Broker, base_topic: str, tmp_path: Path
+) -> None:
+    async with rig(mqtt_broker, base_topic, tmp_path, "thermostat", "mirror", raw_mirror=True) as r:
+        # DS_EVENTs of temperature/humidity, raw with seq 0, besides their typed topics
+        mirrored = await r.rec.wait_for(f"{r.p}/evt/d1", timeout=3)
+        packet = decode_packet(mirrored.payload)
+        assert (packet.seq, mirrored.qos, mirrored.retain) == (0, 0, False)
+        assert packet.payload[0] in (0, 1)
+        assert packet in r.board.sent
+        # a PIN_EVENT of the bridge's own subscription is mirrored too
+        r.board.set_pin(4, 700)
+        await r.request("pin/4/subscribe/set", '{"mode": "analog_poll", "interval_ms": 100}')
+        await r.rec.wait_for(f"{r.p}/pin/4", payload=b"700")
+        event = await r.rec.wait_for(f"{r.p}/evt/90")
+        assert event.payload == pkt(PacketType.PIN_EVENT, 0, struct.pack("<BH", 4, 700))
+
+
+async def test_pin_events_of_a_raw_subscription_answer_on_evt_90(uno: Rig) -> None:
+    """Without `raw_mirror`, `evt/90` carries the PIN_EVENTs of pins a raw client
+    subscribed to (they answer its `cmd/13`), not those of the bridge's own subscriptions."""
+    board = uno.board
+    board.set_pin(14, 700)
+    board.set_pin(15, 300)
+    await uno.request("pin/15/subscribe/set", '{"mode": "analog_poll", "interval_ms": 100}')
+    _, mark = await raw(uno, pkt(PacketType.PIN_SUBSCRIBE, 7, b"\x0e\x04\x64\x00\x00\x00\x00"))
+    assert (await evt(uno, mark, "82")).payload == pkt(PacketType.ACK, 7)
+    await uno.rec.wait_for_after(
+        mark, f"{uno.p}/evt/90", payload=pkt(PacketType.PIN_EVENT, 0, struct.pack("<BH", 14, 700))
+    )
+    await uno.rec.wait_for(f"{uno.p}/pin/14", payload=b"700")
+    await wait_until(lambda: len(uno.rec.messages(f"{uno.p}/pin/15")) >= 2)
+    assert {decode_packet(m.payload).payload[0] for m in uno.rec.messages(f"{uno.p}/evt/90")} == {
+        14
+    }
 
 
 async def test_mod_cmd_raw(mqtt_broker: Broker, base_topic: str, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from bridge.device.session import DeviceSession
 from bridge.device.transports import SimTransport
 from bridge.errors import DeviceTimeoutError, DisconnectedError, NakError
 from bridge.protocol.constants import PacketType
+from bridge.protocol.framing import TextLine
 from bridge.protocol.hello import HelloResp
 from bridge.protocol.packet import Packet
 from bridge.simulator.board import SimulatedBoard
@@ -25,6 +26,7 @@ class Observer:
         self.online = asyncio.Event()
         self.events: list[Packet] = []
         self.changes: list[bool] = []
+        self.lines: list[str] = []
 
     async def on_online(self, session: DeviceSession, hello: HelloResp, changed: bool) -> None:
         self.changes.append(changed)
@@ -35,6 +37,9 @@ class Observer:
 
     def on_event(self, session: DeviceSession, packet: Packet) -> None:
         self.events.append(packet)
+
+    def on_text(self, session: DeviceSession, line: TextLine) -> None:
+        self.lines.append(line.text)
 
 
 @contextlib.asynccontextmanager

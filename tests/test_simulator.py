@@ -1,6 +1,6 @@
 """Unit tests of the simulated board (bridge/simulator) through its sans-IO API.
 
-Expected bytes come from CONDUYT-PROTOCOL.md (§4.2 rules, §11.3 worked examples).
+Expected bytes come from `docs/protocol.md` (§4.2 rules, §11.3 worked examples).
 """
 
 from __future__ import annotations

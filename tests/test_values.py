@@ -21,7 +21,7 @@ from bridge.protocol import (
     shortest_float32,
 )
 from bridge.protocol.constants import FLOAT32_MAX, INTEGER_RANGES
-from bridge.protocol.values import value_range
+from bridge.protocol.values import value_range, write_range
 
 T = DatastreamType
 
@@ -80,9 +80,13 @@ def test_string_encodings() -> None:
         (T.FLOAT32, True, {}, "datastream 'x' (FLOAT32) takes a number, not True"),
         (T.FLOAT32, "1", {}, "datastream 'x' (FLOAT32) takes a number, not '1'"),
         (T.FLOAT32, math.nan, {},
-         "datastream 'x' (FLOAT32): nan is out of range ±3.402823e+38 (finite float32)"),
+         "datastream 'x' (FLOAT32): nan is out of range -1000000000..1000000000"),
         (T.FLOAT32, 1e39, {},
-         "datastream 'x' (FLOAT32): 1e+39 is out of range ±3.402823e+38 (finite float32)"),
+         "datastream 'x' (FLOAT32): 1e+39 is out of range -1000000000..1000000000"),
+        (T.FLOAT32, 1000000001, {},
+         "datastream 'x' (FLOAT32): 1000000001 is out of range -1000000000..1000000000"),
+        (T.FLOAT32, -1.5e9, {},
+         "datastream 'x' (FLOAT32): -1500000000.0 is out of range -1000000000..1000000000"),
         (T.STRING, b"x", {}, "datastream 'x' (STRING) takes text, not b'x'"),
         (T.BYTES, "x", {}, "datastream 'x' (BYTES) takes bytes, not 'x'"),
         (T.STRING, "x" * 65536, {}, "datastream 'x' (STRING): 65536 bytes exceed 65535"),
@@ -100,6 +104,51 @@ def test_encode_errors(
         encode_value(ds(type_), value, **kwargs)  # type: ignore[arg-type]
     assert str(info.value) == message
     assert isinstance(info.value, ProtocolError)
+
+
+@pytest.mark.parametrize(
+    ("type_", "unit", "expected"),
+    [
+        (T.UINT8, "", (0.0, 255.0)),
+        (T.UINT8, "%", (0.0, 100.0)),
+        (T.INT8, "%", (0.0, 100.0)),
+        (T.UINT16, " % ", (0.0, 100.0)),
+        (T.INT16, "°C", (-32768.0, 32767.0)),
+        (T.FLOAT32, "", (-1e9, 1e9)),
+        (T.FLOAT32, "%", (-1e9, 1e9)),  # a float percentage keeps the float bounds
+        (T.BOOL, "%", None),
+        (T.STRING, "", None),
+    ],
+)
+def test_write_range(type_: DatastreamType, unit: str, expected: object) -> None:
+    assert write_range(DatastreamDescriptor(0, "x", type_, unit=unit)) == expected
+
+
+def test_write_range_is_what_encode_accepts() -> None:
+    # The bounds HA is told (write_range) are accepted; one step beyond is refused.
+    for type_, unit in [(T.UINT8, "%"), (T.INT8, "%"), (T.UINT8, ""), (T.FLOAT32, "")]:
+        d = DatastreamDescriptor(0, "x", type_, unit=unit)
+        bounds = write_range(d)
+        assert bounds is not None
+        lo, hi = bounds
+        as_int = type_ is not T.FLOAT32
+        for edge in (lo, hi):
+            encode_value(d, int(edge) if as_int else edge)
+        with pytest.raises(ValueEncodeError):
+            encode_value(d, int(hi) + 1 if as_int else hi * 1.0001)
+        with pytest.raises(ValueEncodeError):
+            encode_value(d, int(lo) - 1 if as_int else lo * 1.0001)
+
+
+def test_percent_integer_refuses_above_100() -> None:
+    duty = DatastreamDescriptor(0, "duty", T.UINT8, unit="%", writable=True)
+    assert encode_value(duty, 100) == b"\x64"
+    with pytest.raises(ValueEncodeError) as info:
+        encode_value(duty, 101)
+    assert str(info.value) == "datastream 'duty' (UINT8): 101 is out of range 0..100 (unit %)"
+    with pytest.raises(ValueEncodeError) as info:
+        encode_value(duty, 256)
+    assert str(info.value) == "datastream 'duty' (UINT8): 256 is out of range 0..255"
 
 
 def test_value_range() -> None:
@@ -222,7 +271,7 @@ def test_bool_identity(value: bool) -> None:
     assert decode_value(ds(T.BOOL), encode_value(ds(T.BOOL), value)) is value
 
 
-@given(st.floats(width=32, allow_nan=False, allow_infinity=False))
+@given(st.floats(min_value=-1e9, max_value=1e9, width=32))
 def test_float32_identity(value: float) -> None:
     decoded = decode_value(ds(T.FLOAT32), encode_value(ds(T.FLOAT32), value))
     assert isinstance(decoded, float)

@@ -1,9 +1,9 @@
 """Validation of commands against a board's HELLO_RESP: pure functions, no I/O.
 
-The firmware checks almost nothing (CONDUYT-PROTOCOL.md §7 Q12: no pin range or capability
+The firmware checks almost nothing (`docs/protocol.md` §7 Q12: no pin range or capability
 checks; Q2: silent drops; §10 #15, #16), so the bridge refuses every command the board
-cannot carry out *before* anything is sent (DESIGN.md §4 "Validation at the source"). Each
-function raises a typed error whose message says what the board can do:
+cannot carry out *before* anything is sent (`docs/architecture.md` §5, "Validation at the
+source"). Each function raises a typed error whose message says what the board can do:
 
 - `CapabilityError` (report `"capability"`): the board cannot do it, e.g.
   `pin 4 supports input, output, input_pullup; not pwm (pwm pins: 3, 5, 6, 9, 10, 11)` or
@@ -590,7 +590,7 @@ def check_command(
     pin_modes: Mapping[int, PinMode] | None = None,
 ) -> None:
     """Validate one command packet (TYPE and payload) for this board, as the typed topics
-    are validated (CONDUYT-PROTOCOL.md §4.2 layouts, §5 enumerations, §6 capabilities).
+    are validated (`docs/protocol.md` §4.2 layouts, §5 enumerations, §6 capabilities).
 
     Exact layouts are required, because the firmware reads missing bytes as 0 and, on
     non-COBS links, is poisoned by malformed packets (Q3): PING, HELLO, STREAM_STOP,

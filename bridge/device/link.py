@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bridge.errors import DisconnectedError
-from bridge.protocol.framing import Deframer, FrameError
+from bridge.errors import DisconnectedError, describe_exception
+from bridge.protocol.framing import Deframer, FrameError, StreamItem, TextLine
 from bridge.protocol.packet import Packet
 
 READ_CHUNK = 4096
@@ -39,14 +39,18 @@ class Link:
         Raises DisconnectedError on end of stream or an OS error (a pulled USB cable reads
         as EIO).
         """
+        return [e for e in await self.receive_stream() if not isinstance(e, TextLine)]
+
+    async def receive_stream(self) -> list[StreamItem]:
+        """Like `receive`, plus the text lines printed between frames (`TextLine`)."""
         try:
             data = await self.reader.read(READ_CHUNK)
         except (OSError, ConnectionError) as exc:
-            raise DisconnectedError(f"{self.description}: {exc}") from exc
+            raise DisconnectedError(f"{self.description}: {describe_exception(exc)}") from exc
         if not data:
             raise DisconnectedError(f"{self.description}: end of stream")
         self.bytes_in += len(data)
-        return self.deframer.feed_events(data)
+        return self.deframer.feed_stream(data)
 
     async def send(self, packet: bytes) -> None:
         """Frame and write one encoded packet. Raises DisconnectedError if the link is down."""
@@ -57,7 +61,7 @@ class Link:
             self.writer.write(data)
             await self.writer.drain()
         except (OSError, ConnectionError, RuntimeError) as exc:
-            raise DisconnectedError(f"{self.description}: {exc}") from exc
+            raise DisconnectedError(f"{self.description}: {describe_exception(exc)}") from exc
         self.bytes_out += len(data)
 
     @property

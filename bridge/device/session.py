@@ -1,13 +1,27 @@
 """DeviceSession: one board's link, handshake, sequence numbers, requests and events.
 
-Behaviour per DESIGN.md §4 and CONDUYT-PROTOCOL.md §1.6, §3.5, §7:
+Behaviour per `docs/architecture.md` §4 and `docs/protocol.md` §1.6, §3.5, §7:
 HELLO (retried with backoff, auto-reset boards reboot when the port opens), RESET and
 STREAM_STOP to clear a previous host's leftovers, then the handshake hooks (pin
 subscriptions, replay of retained writable datastreams). Sequence numbers 1..255, never
 0 (events and CRC-NAKs carry 0) and never one still in flight. A NAK CRC_MISMATCH with
 seq 0 makes the oldest pending command be sent again. A keepalive PING declares the link
 lost after N unanswered tries. The link is reopened forever with capped exponential
-backoff.
+backoff. For a network serial server (`socket://`, `rfc2217://`) the backoff is watched by
+a bare TCP connect probe every `NETWORK_PROBE_INTERVAL_S` while the server is unreachable
+(the open was refused, or a probe failed), and the first probe that connects after that
+ends the wait: a server back after a long outage is noticed within seconds, not at the end
+of a backoff grown to `reconnect_max_s`. A server that is reachable is probed no further
+in that wait, so a board that does not answer behind a working server keeps its backoff
+(`docs/network-serial.md`).
+
+Reboots behind an open port (reset button, watchdog, brown-out) leave no protocol trace:
+the firmware sends nothing on boot and keeps no state to ask for. The evidence used, named
+in the "board may have rebooted" log line, is: a boot-ROM banner line (ESP32/ESP8266), at
+least `BOOT_NOISE_BYTES` of non-text noise in one read (a bootloader or a boot ROM at
+another baud rate), or a board that answers again after unanswered keepalive PINGs. Text
+a sketch prints between frames is passed to the observer and is never such evidence
+(`docs/serial-text.md`).
 """
 
 from __future__ import annotations
@@ -26,18 +40,20 @@ import structlog
 from bridge.config import DeviceConfig
 from bridge.device.capabilities import check_payload_size
 from bridge.device.link import Link
-from bridge.device.transports import Transport
+from bridge.device.serial_text import boot_banner
+from bridge.device.transports import SerialTransport, Transport, tcp_reachable
 from bridge.errors import (
     BridgeError,
     CapabilityError,
     DeviceTimeoutError,
     DisconnectedError,
     NakError,
+    describe_exception,
 )
 from bridge.protocol.commands import parse_nak
 from bridge.protocol.constants import RESPONSE_TYPES, ErrorCode, PacketType, type_name
 from bridge.protocol.errors import HelloParseError
-from bridge.protocol.framing import FrameError
+from bridge.protocol.framing import FrameError, TextLine
 from bridge.protocol.hello import HelloResp, parse_hello
 from bridge.protocol.packet import Packet, encode_packet
 
@@ -45,7 +61,8 @@ REBOOT_CHECK_INTERVAL_S = 10.0
 """Least time between two re-runs of the handshake routine on a suspected reboot."""
 
 BOOT_NOISE_BYTES = 16
-"""Bytes of non-protocol noise in one read that suggest a boot banner (a reset)."""
+"""Bytes of non-protocol, non-text noise in one read that suggest a reset (bootloader
+output, or a boot ROM printing at another baud rate); printable text lines never count."""
 
 HELLO_ATTEMPTS = 6
 """HELLO tries per opened link before it is closed and reopened (§3.5: boards that reset
@@ -53,6 +70,12 @@ on open need a few seconds)."""
 
 LATENCY_WINDOW = 1024
 """Command latencies kept for percentiles."""
+
+NETWORK_PROBE_INTERVAL_S = 2.0
+"""Seconds between two TCP connect probes of an unreachable network serial server."""
+
+NETWORK_PROBE_TIMEOUT_S = 1.0
+"""Seconds one TCP connect probe may take."""
 
 
 class SessionState(StrEnum):
@@ -79,6 +102,11 @@ class SessionObserver(Protocol):
         nobody waits for). Must not block."""
         ...
 
+    def on_text(self, session: DeviceSession, line: TextLine) -> None:
+        """A text line the board printed between frames (e.g. `Serial.println`). Must not
+        block."""
+        ...
+
 
 @dataclass
 class SessionStats:
@@ -87,6 +115,8 @@ class SessionStats:
     packets_in: int = 0
     packets_out: int = 0
     frame_errors: int = 0
+    text_lines: int = 0
+    reboots_suspected: int = 0
     crc_naks: int = 0
     retransmits: int = 0
     naks: int = 0
@@ -165,7 +195,7 @@ class DeviceSession:
 
     @property
     def max_command_payload(self) -> int:
-        """Largest command payload the board can receive, bytes (CONDUYT-PROTOCOL.md §1.5).
+        """Largest command payload the board can receive, bytes (`docs/protocol.md` §1.5).
 
         On COBS links the encoded frame must fit the board's M + 8 byte buffer, so the safe
         rule P <= M - 4 applies; raw links take M.
@@ -240,14 +270,16 @@ class DeviceSession:
                 link = await self.transport.open()
             except Exception as exc:  # any open failure: unplugged, busy, refused, bad URL
                 self.state = SessionState.OFFLINE
-                self._note_error(f"cannot open {self.transport.description}: {exc}")
+                error = describe_exception(exc)
+                self._note_error(f"cannot open {self.transport.description}: {error}")
                 self.log.warning(
                     "cannot open board",
                     port=self.transport.description,
-                    error=str(exc),
+                    error=error,
                     retry_in_s=backoff,
                 )
-                await asyncio.sleep(backoff)
+                refused = isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
+                await self._wait_before_reopen(backoff, server_down=refused)
                 backoff = min(backoff * 2, cfg.reconnect_max_s)
                 continue
             reason = await self._serve(link)
@@ -263,10 +295,44 @@ class DeviceSession:
                     await self.observer.on_offline(self, reason)
             else:
                 self.log.info("handshake failed", reason=reason, retry_in_s=backoff)
-            await asyncio.sleep(backoff)
+            await self._wait_before_reopen(backoff, server_down=False)
             backoff = min(backoff * 2, cfg.reconnect_max_s)
 
     # ---- internals ----------------------------------------------------------------------
+
+    async def _wait_before_reopen(self, delay_s: float, *, server_down: bool) -> None:
+        """Sleep `delay_s` before reopening, or less if a network server comes back.
+
+        `server_down`: the open just failed because the server did not take the
+        connection. Only `socket://` and `rfc2217://` ports are probed: a local device has
+        no cheap reachability test. Probing stops once the server is seen reachable
+        without having been down, because each probe opens (and may reset) the device
+        behind a raw TCP server.
+        """
+        address = (
+            self.transport.network_address if isinstance(self.transport, SerialTransport) else None
+        )
+        if address is None:
+            await asyncio.sleep(delay_s)
+            return
+        deadline = time.monotonic() + delay_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            if remaining <= NETWORK_PROBE_INTERVAL_S:
+                await asyncio.sleep(remaining)
+                return
+            await asyncio.sleep(NETWORK_PROBE_INTERVAL_S)
+            reachable = await tcp_reachable(*address, timeout_s=NETWORK_PROBE_TIMEOUT_S)
+            if reachable and server_down:
+                self.log.info(
+                    "network serial server reachable again",
+                    port=self.transport.description,
+                    backoff_cut_s=round(deadline - time.monotonic(), 1),
+                )
+                return
+            if reachable:
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+                return
+            server_down = True
 
     def _note_error(self, message: str) -> None:
         self.last_error = message
@@ -291,7 +357,7 @@ class DeviceSession:
             keepalive = asyncio.create_task(self._keepalive(link), name=f"ka-{self.device_id}")
             done, _ = await asyncio.wait({reader, keepalive}, return_when=asyncio.FIRST_COMPLETED)
             exc = next(iter(done)).exception()
-            return str(exc) if exc else "link closed"
+            return describe_exception(exc) if exc else "link closed"
         except BridgeError as exc:
             return str(exc)
         except Exception as exc:  # a bug in a hook or observer: drop this link, reconnect
@@ -362,7 +428,7 @@ class DeviceSession:
             try:
                 await hook(self)
             except (NakError, DeviceTimeoutError, CapabilityError) as exc:
-                self.log.warning("handshake step failed", error=str(exc))
+                self.log.warning("handshake step failed", error=describe_exception(exc))
 
     def suspect_reboot(self, why: str) -> None:
         """The board may have rebooted with its port still open (reset button, watchdog,
@@ -373,13 +439,16 @@ class DeviceSession:
         if not self.online or now - self._last_rerun < REBOOT_CHECK_INTERVAL_S:
             return
         self._last_rerun = now
+        self.stats.reboots_suspected += 1
         self.log.info("board may have rebooted: re-running the handshake routine", why=why)
 
         async def rerun() -> None:
             try:
                 await self._routine()
             except BridgeError as exc:
-                self.log.warning("re-running the handshake routine failed", error=str(exc))
+                self.log.warning(
+                    "re-running the handshake routine failed", error=describe_exception(exc)
+                )
 
         task = asyncio.get_running_loop().create_task(rerun())
         self._background.add(task)
@@ -387,9 +456,9 @@ class DeviceSession:
 
     async def _read_loop(self, link: Link) -> None:
         stats = link.deframer.stats
-        garbage = stats.garbage_bytes
+        noise = stats.noise_bytes
         while True:
-            items = await link.receive()
+            items = await link.receive_stream()
             # StreamReader.read returns without suspending while bytes are buffered, so a
             # board that pushes faster than we decode would starve every other task
             # (MQTT publishing, other boards): yield once per chunk.
@@ -399,14 +468,27 @@ class DeviceSession:
                     self.stats.frame_errors += 1
                     self.log.debug("frame dropped", reason=str(item.reason), detail=item.detail)
                     continue
+                if isinstance(item, TextLine):
+                    self._on_text(item)
+                    continue
                 self._last_rx = time.monotonic()
                 self.stats.packets_in += 1
                 self._dispatch(item)
-            if stats.garbage_bytes - garbage >= BOOT_NOISE_BYTES:
-                # A burst of non-protocol bytes: typically a boot banner (ESP32 ROM,
-                # bootloaders) after a reset the host could not see.
-                self.suspect_reboot(f"{stats.garbage_bytes - garbage} bytes of line noise")
-            garbage = stats.garbage_bytes
+            if stats.noise_bytes - noise >= BOOT_NOISE_BYTES:
+                self.suspect_reboot(
+                    f"{stats.noise_bytes - noise} bytes of non-text noise on the line"
+                )
+            noise = stats.noise_bytes
+
+    def _on_text(self, line: TextLine) -> None:
+        self.stats.text_lines += 1
+        banner = boot_banner(line.text)
+        if banner is not None:
+            self.suspect_reboot(f"boot ROM banner {banner!r} in line {line.text!r}")
+        try:
+            self.observer.on_text(self, line)
+        except Exception:  # an observer bug must not kill the board's read loop
+            self.log.exception("text handler failed", text=line.text)
 
     def _dispatch(self, packet: Packet) -> None:
         if (

@@ -1,7 +1,7 @@
-"""Ways to reach a board, each opening a `Link` (DESIGN.md §1, §5 `port`).
+"""Ways to reach a board, each opening a `Link` (`docs/architecture.md` §1).
 
 - serial device paths, `socket://host:port` and `rfc2217://host:port` through serialx,
-  COBS-framed (CONDUYT-PROTOCOL.md §3.1);
+  COBS-framed (`docs/protocol.md` §3.1);
 - `listen://host:port`: boards running the Conduyt TCP transport connect in (§3.2: the
   board is the TCP client), raw packets, stop-and-wait; several boards may share one
   listener and are told apart by the mcu_id in their HELLO_RESP;
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import structlog
 
 from bridge.device.link import Link
-from bridge.errors import DisconnectedError
+from bridge.errors import DisconnectedError, describe_exception
 from bridge.protocol.constants import PacketType
 from bridge.protocol.framing import CobsDeframer, RawDeframer
 from bridge.protocol.hello import parse_hello
@@ -46,21 +47,82 @@ class SerialTransport:
     """A serial port (device path, `socket://`, `rfc2217://`) opened with serialx.
 
     serialx locks the port exclusively and asserts DTR on open, which USB-CDC boards need
-    before they report "connected" (CONDUYT-PROTOCOL.md §3.5).
+    before they report "connected" (`docs/protocol.md` §3.5).
     """
 
     url: str
     baudrate: int = 115200
+    connect_timeout_s: float = 5.0
+    """`rfc2217://` only: seconds for the TCP connect plus the RFC 2217 negotiation."""
 
     @property
     def description(self) -> str:
         return self.url
 
+    @property
+    def network_address(self) -> tuple[str, int] | None:
+        """(host, port) of a `socket://` or `rfc2217://` URL, None for a local device."""
+        return network_address(self.url)
+
     async def open(self) -> Link:
         import serialx
 
-        reader, writer = await serialx.open_serial_connection(self.url, self.baudrate)
+        if self.url.startswith("rfc2217://"):
+            from bridge.device.rfc2217 import Ser2netRfc2217Transport
+
+            try:
+                reader, writer = await serialx.open_serial_connection(
+                    self.url,
+                    self.baudrate,
+                    transport_cls=Ser2netRfc2217Transport,
+                    connect_timeout=self.connect_timeout_s,
+                )
+            except TimeoutError:
+                # serialx's own timeout carries no text; say which wait ran out.
+                raise TimeoutError(
+                    f"timed out after {self.connect_timeout_s:g} s waiting for the "
+                    "RFC 2217 negotiation"
+                ) from None
+        else:
+            reader, writer = await serialx.open_serial_connection(self.url, self.baudrate)
         return Link(reader, writer, CobsDeframer(), self.url)
+
+
+async def tcp_reachable(host: str, port: int, timeout_s: float) -> bool:
+    """True if a TCP connection to host:port is accepted within `timeout_s`; closed at once.
+
+    The cheap check of a network serial server (`docs/network-serial.md`); it sends no
+    byte, so the device behind the server sees at most a short open and close.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def network_address(url: str) -> tuple[str, int] | None:
+    """(host, port) of a `socket://host:port` or `rfc2217://host:port` URL, else None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("socket", "rfc2217") or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return (parts.hostname, port) if port else None
+
+
+def sim_mcu_id(profile_mcu_id: bytes, device_id: str) -> bytes:
+    """The 8-byte mcu_id of the simulated board of device `device_id`: the profile's first
+    3 bytes (the vendor part of an ESP32 MAC), then 5 bytes of a BLAKE2b digest of the
+    device id, so boards on one profile differ (a clash needs ~10^6 devices)."""
+    digest = hashlib.blake2b(device_id.encode("utf-8"), digest_size=5).digest()
+    return profile_mcu_id.ljust(8, b"\x00")[:3] + digest
 
 
 @dataclass
@@ -68,11 +130,13 @@ class SimTransport:
     """A simulated board (`sim://<profile>`) served in-process over a socket pair.
 
     The board object survives reconnects, like a real board stays plugged in; tests reach
-    it through `board`.
+    it through `board`. Any number of devices may use one profile: with a `device_id`,
+    the board's mcu_id is `sim_mcu_id(profile mcu_id, device_id)`, distinct per device.
     """
 
     profile: str
     push_interval_s: float | None = None
+    device_id: str | None = None
     board: object = field(init=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +146,8 @@ class SimTransport:
         profile = get_profile(self.profile)
         if self.push_interval_s is not None:
             profile = with_push_interval(profile, self.push_interval_s)
+        if self.device_id is not None:
+            profile = replace(profile, mcu_id=sim_mcu_id(profile.mcu_id, self.device_id))
         self.board = SimulatedBoard(profile)
 
     @property
@@ -149,7 +215,11 @@ class TcpListener:
             async with asyncio.timeout(self.hello_timeout_s):
                 mcu_id = await self._probe_mcu_id(link)
         except (TimeoutError, DisconnectedError, ValueError) as exc:
-            log.warning("TCP board did not identify itself", peer=peer_text, reason=str(exc))
+            log.warning(
+                "TCP board did not identify itself",
+                peer=peer_text,
+                reason=describe_exception(exc),
+            )
             await link.close()
             return
         queue = next(

@@ -1,4 +1,4 @@
-"""Command topics beyond datastreams: pins, modules and raw packets (docs/commands.md).
+"""Command topics beyond datastreams: pins, modules and raw packets (`docs/topics.md` §4, §7).
 
 `commands_plugin(bridge)` registers, for every board:
 
@@ -7,7 +7,7 @@
   `cmd[/{tt}]` (`bridge.handlers.raw`);
 - an event hook for every event type: typed MOD_EVENT topics and the raw `evt/{tt}`
   mirror;
-- a handshake hook, inserted *first* so the order of DESIGN.md §4 holds (RESET +
+- a handshake hook, inserted *first* so the order of `docs/architecture.md` §4 holds (RESET +
   STREAM_STOP by the session, then pin modes and subscriptions, then the replay of
   retained datastreams): it replaces the analog-only hook app.py used to install;
 - an offline hook stopping the bridge-side pin polls, and one background job that cancels

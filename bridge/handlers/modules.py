@@ -1,6 +1,6 @@
 """Module topics: `{base}/{dev}/module/{mod}/{command}` → MOD_CMD, results and events.
 
-CONDUYT-PROTOCOL.md §8 (module tables, encoded by `bridge.protocol.modules.CATALOG`),
+`docs/protocol.md` §8 (module tables, encoded by `bridge.protocol.modules.CATALOG`),
 §4.2 (MOD_CMD / MOD_RESP / MOD_EVENT wire forms), §7 Q9 and §10 #20-#22.
 
 - `{mod}` is the module's topic name (HELLO name, `name_<id>` when names repeat) or its
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bridge.device.capabilities import check_module_args
-from bridge.errors import CapabilityError, PayloadError
+from bridge.errors import CapabilityError, PayloadError, describe_exception
 from bridge.mqtt.payloads import dumps, parse_command_payload
 from bridge.mqtt.topics import find_module, module_slugs
 from bridge.protocol.commands import mod_cmd, parse_mod_event, parse_mod_resp
@@ -176,7 +176,7 @@ def publish_module_event(board: BoardBridge, packet: Packet) -> None:
     try:
         event = parse_mod_event(packet.payload)
     except PayloadDecodeError as exc:
-        log.debug("malformed MOD_EVENT", device=board.dev, error=str(exc))
+        log.debug("malformed MOD_EVENT", device=board.dev, error=describe_exception(exc))
         return
     if hello is None:
         return

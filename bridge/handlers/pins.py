@@ -1,6 +1,6 @@
-"""Pin topics: mode, write, one-shot read and subscriptions (DESIGN.md §3, issue "Pins").
+"""Pin topics: mode, write, one-shot read and subscriptions (`docs/topics.md` §4).
 
-| topic (under `{base}/{dev}/`) | payload | packet sent (CONDUYT-PROTOCOL.md §4.2) |
+| topic (under `{base}/{dev}/`) | payload | packet sent (`docs/protocol.md` §4.2) |
 |---|---|---|
 | `pin/{n}/mode/set` | `input` `output` `pwm` `analog` `input_pullup` | PIN_MODE `[n][mode]` |
 | `pin/{n}/set` | 0/1, on/off, true/false; 0..255 in pwm mode | PIN_WRITE `[n][v][mode]` |
@@ -74,6 +74,7 @@ from bridge.errors import (
     DisconnectedError,
     NakError,
     PayloadError,
+    describe_exception,
 )
 from bridge.mqtt.payloads import parse_command_payload
 from bridge.protocol.commands import (
@@ -297,10 +298,10 @@ class PinController:
     # ---- hooks -------------------------------------------------------------------------
 
     async def on_handshake(self, session: DeviceSession) -> None:
-        """Handshake hook, run right after the session's RESET + STREAM_STOP (DESIGN.md §4):
-        replay the modes set through the bridge, then apply the config's subscriptions and
-        those set through topics. Raises DisconnectedError only (other failures are logged
-        per pin and skipped)."""
+        """Handshake hook, run right after the session's RESET + STREAM_STOP
+        (`docs/architecture.md` §4): replay the modes set through the bridge, then apply the
+        config's subscriptions and those set through topics. Raises DisconnectedError only
+        (other failures are logged per pin and skipped)."""
         hello = session.hello
         if hello is None:
             return
@@ -321,7 +322,7 @@ class PinController:
             except DisconnectedError:
                 raise
             except BridgeError as exc:
-                self.log.warning("pin mode not restored", pin=pin, error=str(exc))
+                self.log.warning("pin mode not restored", pin=pin, error=describe_exception(exc))
                 self.modes.pop(pin, None)
         desired = {s.pin: s for s in self.config_subs} | self.overrides
         for sub in desired.values():
@@ -331,7 +332,10 @@ class PinController:
                 raise
             except BridgeError as exc:
                 self.log.warning(
-                    "pin subscription not applied", pin=sub.pin, origin=sub.origin, error=str(exc)
+                    "pin subscription not applied",
+                    pin=sub.pin,
+                    origin=sub.origin,
+                    error=describe_exception(exc),
                 )
 
     async def on_offline(self, board: BoardBridge) -> None:
@@ -417,7 +421,9 @@ class PinController:
             except DisconnectedError:
                 raise
             except BridgeError as exc:
-                self.log.warning("pin subscription not re-applied after RESET", error=str(exc))
+                self.log.warning(
+                    "pin subscription not re-applied after RESET", error=describe_exception(exc)
+                )
 
     # ---- bridge-side edge polling -------------------------------------------------------
 
@@ -455,7 +461,7 @@ class PinController:
                 reply = await session.request(PacketType.PIN_READ, request)
                 value = 1 if parse_pin_value(reply.payload).value else 0
             except (BridgeError, PayloadDecodeError) as exc:
-                self.log.debug("pin poll failed", pin=sub.pin, error=str(exc))
+                self.log.debug("pin poll failed", pin=sub.pin, error=describe_exception(exc))
                 await asyncio.sleep(interval)
                 continue
             if last is None:

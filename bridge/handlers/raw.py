@@ -1,6 +1,6 @@
 """Raw Conduyt packets on MQTT: `{base}/{dev}/cmd[/{tt}]` in, `{base}/{dev}/evt/{tt}` out.
 
-Compatibility with native Conduyt MQTT clients (CONDUYT-PROTOCOL.md §9.3): the JS SDK
+Compatibility with native Conduyt MQTT clients (`docs/protocol.md` §9.3): the JS SDK
 publishes on `cmd/{tt}`, conduyt-py on the bare `cmd`; both read `evt/#`.
 
 A raw command goes through the same checks as the typed topics
@@ -34,9 +34,14 @@ re-encoded with the client's SEQ and published on `evt/{reply type}` (QoS 1). Th
   fail at once instead of waiting for their timeout. A NAK from the board is republished
   as is. A timeout or an offline board gets no packet (as with a native device).
 
-Every board event (PIN_EVENT, STREAM_DATA, DS_EVENT, MOD_EVENT, LOG, FATAL) is mirrored
-raw on `evt/{tt}` with its SEQ 0 while `allow_raw` is on (QoS 1 for MOD_EVENT and FATAL,
-0 for the rest).
+Board events go raw on `evt/{tt}` with their SEQ 0 while `allow_raw` is on (QoS 1 for
+MOD_EVENT and FATAL, 0 for the rest), but by default only those that have no typed topic
+(STREAM_DATA, LOG, FATAL): a DS_EVENT, PIN_EVENT or MOD_EVENT is published once, on
+`ds/{slug}`, `pin/{n}` or `module/{mod}/event/{event}`, so `mosquitto_sub -t '{base}/#'`
+shows no binary duplicates and the broker carries each event once. The exception are the
+PIN_EVENTs of a pin a raw client subscribed to (`cmd/13`, or an edge the bridge polls for
+it): they answer a raw command and go to `evt/90` too. `raw_mirror = true` on the board
+mirrors every event, for native-SDK clients that read datastreams and modules from `evt/#`.
 """
 
 from __future__ import annotations
@@ -106,6 +111,10 @@ _PIN_FAMILY = frozenset(
 )
 _I2C_FAMILY = frozenset({PacketType.I2C_WRITE, PacketType.I2C_READ, PacketType.I2C_READ_REG})
 _DS_FAMILY = frozenset({PacketType.DS_WRITE, PacketType.DS_READ, PacketType.DS_SUBSCRIBE})
+
+TYPED_EVENTS = frozenset({PacketType.DS_EVENT, PacketType.PIN_EVENT, PacketType.MOD_EVENT})
+"""Events with a typed topic: raw on `evt/{tt}` only with `raw_mirror` (or, PIN_EVENT, for a
+pin a raw client subscribed to)."""
 
 
 def parse_type_level(text: str) -> int | None:
@@ -191,14 +200,27 @@ class RawController:
         """Event hook (every type): typed MOD_EVENT topics, then the raw mirror."""
         if packet.type == PacketType.MOD_EVENT:
             publish_module_event(board, packet)
-        if self.enabled and packet.type in EVENT_TYPES:
+        if self.enabled and packet.type in EVENT_TYPES and self._mirrors(packet):
             important = packet.type in (PacketType.MOD_EVENT, PacketType.FATAL)
             self.publish_packet(packet, qos=1 if important else 0)
 
+    def _mirrors(self, packet: Packet) -> bool:
+        """Whether an event goes raw on `evt/{tt}` (see the module docstring)."""
+        if self.board.config.raw_mirror or packet.type not in TYPED_EVENTS:
+            return True
+        if packet.type == PacketType.PIN_EVENT and packet.payload:
+            return self._raw_subscribed(packet.payload[0])
+        return False
+
+    def _raw_subscribed(self, pin: int) -> bool:
+        sub = self.pins.active.get(pin)
+        return sub is not None and sub.origin == "raw"
+
     def on_edge(self, pin: int, value: int) -> None:
         """Edge listener: an edge found by the bridge's polling, as the PIN_EVENT the
-        firmware would have sent (`[pin][value u16le]`, SEQ 0) on `evt/90`."""
-        if self.enabled:
+        firmware would have sent (`[pin][value u16le]`, SEQ 0) on `evt/90` (for a raw
+        client's subscription, or every edge with `raw_mirror`)."""
+        if self.enabled and (self.board.config.raw_mirror or self._raw_subscribed(pin)):
             payload = struct.pack("<BH", pin, value)
             self.publish_packet(Packet(PacketType.PIN_EVENT, 0, payload), qos=0)
 
@@ -306,6 +328,7 @@ class RawController:
 
 
 __all__ = [
+    "TYPED_EVENTS",
     "RawController",
     "decode_one_packet",
     "nak_code_for",

@@ -1,6 +1,6 @@
 """The bridge's one MQTT connection: reconnect loop, Will, persistent session, outbox.
 
-aiomqtt idioms per LIBRARIES.md: one `Client` re-entered in a loop with capped backoff;
+aiomqtt idioms per `docs/libraries.md` §1: one `Client` re-entered in a loop with capped backoff;
 MQTT 5 persistent session needs `clean_start=False` and a SessionExpiryInterval (3.1.1:
 `clean_session=False`); `client.messages` is one shared queue, read by one loop; publishes
 go through a bounded window of concurrent calls. Publishing never blocks the caller: state
@@ -24,16 +24,25 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 import structlog
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bridge.config import MqttSection
+from bridge.errors import describe_exception
+from bridge.mqtt.inbound import (
+    INBOUND_BYTES_LIMIT,
+    INBOUND_MESSAGE_LIMIT,
+    InboundStats,
+    inbound_queue_type,
+)
 
 log = structlog.stdlib.get_logger("bridge.mqtt")
 
 PUBLISH_WINDOW = 32
-"""Concurrent publish calls in flight (aiomqtt slows down with many; LIBRARIES.md)."""
+"""Concurrent publish calls in flight (aiomqtt slows down with many; `docs/libraries.md` §1)."""
 
 PUBLISH_TIMEOUT_S = 10.0
 """How long one QoS 1 publish may wait for its PUBACK before it counts as failed."""
@@ -52,6 +61,11 @@ RATE_WINDOW_S = 0.25
 
 OUTBOX_LIMIT = 20_000
 """Messages kept while the broker is away; the oldest are dropped past this."""
+
+CLOSE_TIMEOUT_S = 1.0
+"""Longest `close` waits for the PUBACKs of its final messages. A broker stopped at the same
+moment as the bridge (`docker compose down`) never sends them, and shutdown must not hang
+on that; a live broker acknowledges within milliseconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +97,26 @@ class MqttConnection:
         will_topic: str,
         on_message: MessageHandler,
         on_connect: ConnectHandler,
+        *,
+        inbound_messages: int = INBOUND_MESSAGE_LIMIT,
+        inbound_bytes: int = INBOUND_BYTES_LIMIT,
     ) -> None:
         self.settings = settings
         self.will_topic = will_topic
+        self.inbound = InboundStats()
+        """Incoming messages queued and dropped (bridge.mqtt.inbound), for health/metrics."""
+        self._inbound_limits = (inbound_messages, inbound_bytes)
         self._on_message = on_message
         self._on_connect = on_connect
         self._filters: dict[str, int] = {}
+        self._resend_retained: set[str] = set()
         self._outbox: dict[object, OutMessage] = {}
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
         self._connected = asyncio.Event()
+        self._down = asyncio.Event()
+        """Set while the link is down (the complement of `_connected`, to wait on)."""
+        self._down.set()
         self._client: aiomqtt.Client | None = None
         self._in_flight = 0
         self._rate_count = 0
@@ -237,20 +261,31 @@ class MqttConnection:
             if self._outbox:
                 self._wakeup.set()
 
-    async def subscribe(self, filters: Iterable[str], qos: int = 1) -> None:
-        """Add subscriptions (kept across reconnects; applied now if connected)."""
+    async def subscribe(
+        self, filters: Iterable[str], qos: int = 1, *, resend_retained: bool = False
+    ) -> None:
+        """Add subscriptions (kept across reconnects; applied now if connected).
+
+        MQTT 5: `resend_retained` has the broker send retained messages at every
+        subscribe, resumed sessions included (Retain Handling 0; command filters, so that
+        a stale retained command is reported after every restart); otherwise only for a
+        subscription that is new to the session (Retain Handling 1).
+        """
         new = [f for f in filters if f not in self._filters]
         for f in new:
             self._filters[f] = qos
+            if resend_retained:
+                self._resend_retained.add(f)
         if new and self.connected and self._client is not None:
             try:
                 await self._subscribe(self._client, new)
             except aiomqtt.MqttError as exc:  # re-applied on the next connect
-                log.warning("subscribe failed", filters=new, error=str(exc))
+                log.warning("subscribe failed", filters=new, error=describe_exception(exc))
 
     async def unsubscribe(self, filters: Iterable[str]) -> None:
         """Drop subscriptions."""
         gone = [f for f in filters if self._filters.pop(f, None) is not None]
+        self._resend_retained.difference_update(gone)
         if gone and self.connected and self._client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
                 await self._client.unsubscribe(gone)
@@ -302,36 +337,54 @@ class MqttConnection:
             except* aiomqtt.MqttError as group:
                 # Raised bare by connect, or grouped by the serve TaskGroup.
                 exc = group.exceptions[0]
-                self.last_error = str(exc)
-                level = log.warning if self.connected or self.reconnects == 0 else log.info
-                level("broker link down", error=str(exc), retry_in_s=backoff)
+                self.last_error = describe_broker_error(exc, self.settings.username)
+                # Not the bridge's fault, so never error level; but every attempt is a
+                # warning: a broker that stays away must stay visible at the default level.
+                (log.info if self._stopping else log.warning)(
+                    "broker link down",
+                    url=_redact(self.settings.url),
+                    error=self.last_error,
+                    retry_in_s=None if self._stopping else backoff,
+                )
             finally:
                 self._client = None
                 self._connected.clear()
+                self._down.set()
             if self._stopping:
                 return
             self.reconnects += 1
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.settings.reconnect_max_s)
 
-    async def close(self, final: Iterable[OutMessage] = (), timeout_s: float = 5.0) -> None:
+    async def close(
+        self, final: Iterable[OutMessage] = (), timeout_s: float = CLOSE_TIMEOUT_S
+    ) -> None:
         """Publish `final` (e.g. `offline` states) if connected and stop reconnecting.
 
-        The owner then cancels `run()`, whose `async with` sends a clean DISCONNECT; a clean
-        disconnect suppresses the Will, which is why `final` carries the `offline` states.
+        Returns once they are acknowledged, the link goes down, or after `timeout_s`,
+        whichever comes first: a broker that is going away with us would otherwise hold
+        the shutdown for the client's whole publish timeout. The owner then cancels
+        `run()`, whose `async with` sends a clean DISCONNECT; a clean disconnect
+        suppresses the Will, which is why `final` carries the `offline` states.
         """
         self._stopping = True
         client = self._client
         if client is None or not self.connected:
             return
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout_s):
-                await asyncio.gather(
-                    *(
-                        client.publish(m.topic, m.payload, m.qos, m.retain, m.properties)
-                        for m in final
-                    )
-                )
+        publishes = [
+            asyncio.ensure_future(client.publish(m.topic, m.payload, m.qos, m.retain, m.properties))
+            for m in final
+        ]
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            if publishes:
+                sent: asyncio.Future[Any] = asyncio.gather(*publishes, return_exceptions=True)
+                await asyncio.wait({sent, down}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+        finally:
+            for task in (*publishes, down):
+                task.cancel()
+            # Let the cancelled publishes unwind (they hold no lock we need).
+            await asyncio.wait([*publishes, down])
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         set_nodelay(client)
@@ -344,6 +397,7 @@ class MqttConnection:
         if self._filters:
             await self._subscribe(client, list(self._filters))
         self._connected.set()
+        self._down.clear()
         log.info("broker connected", url=_redact(self.settings.url))
         try:
             await self._on_connect()
@@ -351,19 +405,37 @@ class MqttConnection:
             log.exception("republishing after connect failed")
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._publisher(client))
-            async for message in client.messages:
-                try:
-                    await self._on_message(message)
-                except Exception:
-                    log.exception("message handler failed", topic=str(message.topic))
+            async for first in client.messages:
+                message: aiomqtt.Message | None = first
+                while message is not None:
+                    try:
+                        await self._on_message(message)
+                    except Exception:
+                        log.exception("message handler failed", topic=str(message.topic))
+                    # Drain what is queued already (InboundStats.take_nowait says why).
+                    message = self.inbound.take_nowait()
+                self.inbound.release_memory()
 
     async def _subscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
         if self.v5:
-            # Retain-as-published lets us see (and refuse) retained commands; handling 1
-            # sends stale retained messages only for a fresh subscription, not on every
-            # resumed session.
-            options = SubscribeOptions(qos=1, retainAsPublished=True, retainHandling=1)
-            granted = await client.subscribe([(f, options) for f in filters])
+            # Retain-as-published lets us see (and refuse) retained commands; handling 0
+            # (`resend_retained`) has the broker send them at every subscribe, resumed
+            # sessions included, so a stale retained command gets its error report after
+            # every restart instead of sitting on the broker unnoticed. Handling 1 for the
+            # rest: their retained messages only for a subscription new to the session.
+            granted = await client.subscribe(
+                [
+                    (
+                        f,
+                        SubscribeOptions(
+                            qos=1,
+                            retainAsPublished=True,
+                            retainHandling=0 if f in self._resend_retained else 1,
+                        ),
+                    )
+                    for f in filters
+                ]
+            )
         else:
             granted = await client.subscribe([(f, self._filters.get(f, 1)) for f in filters])
         for topic_filter, code in zip(filters, granted, strict=False):
@@ -436,6 +508,9 @@ class MqttConnection:
             keepalive=s.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
             max_queued_outgoing_messages=OUTBOX_LIMIT,
+            queue_type=inbound_queue_type(
+                self.inbound if persistent else InboundStats(), *self._inbound_limits
+            ),
             **kwargs,
         )
         client.pending_calls_threshold = PUBLISH_WINDOW * 4
@@ -461,6 +536,42 @@ def set_nodelay(client: aiomqtt.Client, on: bool = True) -> None:
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if on else 0)
+
+
+_LOGIN_REFUSED = {134, 135}
+"""CONNACK reason codes of a refused login: Bad user name or password, Not authorized
+(what Mosquitto sends for a wrong password); MQTT 3.1.1's return codes 4 and 5 are the
+same two."""
+
+
+_V311_CONNACK = {1: 132, 2: 133, 3: 136, 4: 134, 5: 135}
+"""MQTT 3.1.1 CONNACK return codes as the MQTT 5 reason codes that mean the same."""
+
+
+def describe_broker_error(exc: BaseException, username: str | None = None) -> str:
+    """What went wrong with the broker link, in words a user can act on.
+
+    A login the broker refused says so from the CONNACK reason code
+    (`broker refused the login: bad username or password`); other refusals name their
+    reason and code; anything else is `describe_exception`.
+    """
+    rc = exc.rc if isinstance(exc, MqttConnectError) else None
+    value = getattr(rc, "value", rc)
+    if not isinstance(value, int) or value == 0:
+        return describe_exception(exc)
+    value = _V311_CONNACK.get(value, value)
+    if value in _LOGIN_REFUSED:
+        if value == 135 and not username:
+            return (
+                "broker refused the login: not authorized (anonymous access is off: set "
+                "[mqtt] username and password)"
+            )
+        return "broker refused the login: bad username or password"
+    try:
+        name = str(ReasonCode(PacketTypes.CONNACK, identifier=value))
+    except (KeyError, ValueError):  # not a CONNACK code paho knows
+        name = "unknown reason"
+    return f"broker refused the connection: {name} (CONNACK code {value})"
 
 
 def _redact(url: str) -> str:

@@ -1,20 +1,22 @@
-"""Home Assistant MQTT discovery payloads (pure): DESIGN.md §4 "Home Assistant discovery".
+"""Home Assistant MQTT discovery payloads (pure): `docs/topics.md` §8.
 
 Every board becomes one HA device; each datastream becomes one entity of it, and the
 bridge announces itself as a device too (the boards hang below it through `via_device`).
 Two publishing styles, chosen by `DiscoveryConfig.mode`:
 
-* ``"device"`` (HA 2024.11 and later): one retained message per board on
-  ``{prefix}/device/{node}/config`` holding ``dev``, ``o`` (origin) and ``cmps``.
-* ``"components"`` (older HA): the same entities, one retained message per entity on
-  ``{prefix}/{platform}/{node}/{object}/config``.
+* `"device"` (HA 2024.11 and later): one retained message per board on
+  `{prefix}/device/{node}/config` holding `dev`, `o` (origin) and `cmps`.
+* `"components"` (older HA): the same entities, one retained message per entity on
+  `{prefix}/{platform}/{node}/{object}/config`.
 
 Mapping of a datastream (`DatastreamType`, writable flag) to an HA platform:
 
-* BOOL: ``binary_sensor`` (read-only) / ``switch`` (writable);
-* integers and FLOAT32: ``sensor`` (read-only, with unit, device_class and state_class
-  from `classify_unit`) / ``number`` (writable, min/max/step from the type);
-* STRING and BYTES (base64 text): ``sensor`` (read-only) / ``text`` (writable);
+* BOOL: `binary_sensor` (read-only) / `switch` (writable);
+* integers and FLOAT32: `sensor` (read-only, with unit, device_class and state_class
+  from `classify_unit`) / `number` (writable; min/max are exactly what the bridge accepts,
+  `bridge.protocol.values.write_range`: the type's range, 0..100 for an integer `%`,
+  ±1e9 for FLOAT32);
+* STRING and BYTES (base64 text): `sensor` (read-only) / `text` (writable);
 * a type code the protocol does not define: no entity.
 
 Boards configured `read_only` get read-only entities only: the bridge would refuse every
@@ -22,7 +24,9 @@ write anyway, and a control in HA that can never work is worse than none.
 
 Nothing here does IO: the functions return `DiscoveryMessage`s that the MQTT client
 publishes (retained). Removal is part of the contract: `removal_messages` computes what
-makes vanished entities disappear, `clear_messages` what removes everything.
+makes vanished entities disappear, `clear_messages` what removes everything, and
+`handover_messages` what moves a node between the two styles with HA's
+`migrate_discovery` so entity ids, areas and renames survive (`docs/home-assistant.md`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from bridge import __version__
 from bridge.mqtt.topics import BridgeTopics, datastream_slugs
 from bridge.protocol.constants import INTEGER_RANGES, DatastreamType
 from bridge.protocol.hello import DatastreamDescriptor, HelloResp
+from bridge.protocol.values import FLOAT_WRITE_LIMIT, write_range
 
 DiscoveryMode = Literal["device", "components"]
 PayloadFormat = Literal["plain", "json"]
@@ -44,15 +49,10 @@ PayloadFormat = Literal["plain", "json"]
 ONLINE = "online"
 OFFLINE = "offline"
 
-FLOAT_NUMBER_LIMIT = 1e9
-"""`number` min/max (±) for FLOAT32 datastreams.
-
-Not ±FLOAT32_MAX: the frontend checks a typed value against `min + n·step`, and with a
-min of -3.4e38 no ordinary value (21.5) is a whole number of 0.001 steps away in double
-precision, so every input would be flagged. ±1e9 is wider than any setpoint a board
-plausibly takes (float32 keeps only ~7 significant digits anyway) and keeps that
-arithmetic exact. The bridge still range-checks every write against the real type.
-"""
+FLOAT_NUMBER_LIMIT = FLOAT_WRITE_LIMIT
+"""`number` min/max (±) for FLOAT32 datastreams: exactly the bound the bridge enforces on
+writes (`bridge.protocol.values.write_range`), so HA never offers a value the bridge then
+refuses, and never shows a stale value after "Invalid value for number"."""
 
 FLOAT_NUMBER_STEP = 0.001
 """HA's smallest allowed `number` step (number.mqtt docs: "Smallest value 0.001"); MQTT
@@ -296,7 +296,7 @@ def board_identifiers(cfg: DiscoveryConfig, dev: str, mcu_id_hex: str = "") -> l
     combined with the board's mcu_id when it has one.
 
     Never the mcu_id alone: HA merges devices that share ANY identifier, and mcu_id is not
-    unique (AVR boards of one model share the chip signature, DESIGN.md §3), so an
+    unique (AVR boards of one model share the chip signature, `docs/topics.md` §1), so an
     identifier of mcu_id alone would fold two Unos into one HA device. The first
     identifier stays the same when another board takes the port, so HA keeps the device
     (and its entity ids) and updates it. The mcu_id is also the device's serial number.
@@ -372,7 +372,7 @@ def _datastream_entity(
     }
     if writable:
         conf["command_topic"] = dev_topics.ds_set(slug)
-        # Commands are QoS 1 (DESIGN.md §4) and never retained: the bridge refuses
+        # Commands are QoS 1 (`docs/topics.md` §8) and never retained: the bridge refuses
         # retained commands, so a retained /set from HA would only produce an error.
         conf["retain"] = False
     conf["qos"] = 1
@@ -395,7 +395,7 @@ def _datastream_entity(
             conf["device_class"] = units.device_class
         if writable:
             platform = "number"
-            conf.update(_number_range(ds_type))
+            conf.update(_number_range(ds))
             if not is_json:
                 # The plain format prints a NaN float32 as `null`; make it "unknown"
                 # rather than a "not a number" warning (JSON's None renders as HA's
@@ -425,19 +425,19 @@ def _datastream_entity(
     return _Entity(key, platform, conf)
 
 
-def _number_range(ds_type: DatastreamType) -> dict[str, Any]:
+def _number_range(ds: DatastreamDescriptor) -> dict[str, Any]:
     # HA's number defaults are min 1, max 100, step 1: always set all three, or a UINT8
-    # could not be set to 0 and an INT16 not above 100.
-    if ds_type in INTEGER_RANGES:
-        lo, hi = INTEGER_RANGES[ds_type]
+    # could not be set to 0 and an INT16 not above 100. The bounds are the bridge's own
+    # write rule, so an integer `%` is a 0..100 slider, not 0..255.
+    bounds = write_range(ds)
+    if bounds is None:  # only numeric types reach here
+        raise ValueError(f"datastream '{ds.name}' is not numeric")
+    lo, hi = bounds
+    if ds.known_type in INTEGER_RANGES:
         # A slider is usable for the 256 values of an 8-bit type, not for 65536 or 2³².
-        return {"min": lo, "max": hi, "step": 1, "mode": "slider" if hi - lo <= 255 else "box"}
-    return {
-        "min": -FLOAT_NUMBER_LIMIT,
-        "max": FLOAT_NUMBER_LIMIT,
-        "step": FLOAT_NUMBER_STEP,
-        "mode": "box",
-    }
+        mode = "slider" if hi - lo <= 255 else "box"
+        return {"min": int(lo), "max": int(hi), "step": 1, "mode": mode}
+    return {"min": lo, "max": hi, "step": FLOAT_NUMBER_STEP, "mode": "box"}
 
 
 def _board_status_entity(cfg: DiscoveryConfig, dev: str) -> _Entity:
@@ -642,3 +642,61 @@ def clear_messages(old: Sequence[DiscoveryMessage]) -> list[DiscoveryMessage]:
     or the bridge removing everything it announced)."""
     topics = dict.fromkeys(m.topic for m in old)
     return [DiscoveryMessage(topic, b"") for topic in topics]
+
+
+MIGRATE_PAYLOAD = b'{"migrate_discovery":true}'
+"""HA's hand-over between discovery forms (HA 2024.11, with device-based discovery): on
+an old config topic it unloads the item but keeps its registry entries (entity ids, areas,
+renames) for the config that replaces it on the other form's topic."""
+
+
+def node_config_filters(prefix: str, node: str) -> list[str]:
+    """Topic filters of every discovery config of `node`, in both modes."""
+    return [f"{prefix}/device/{node}/config", f"{prefix}/+/{node}/+/config"]
+
+
+def _topic_mode(prefix: str, topic: str) -> DiscoveryMode | None:
+    parts = topic[len(prefix) + 1 :].split("/") if topic.startswith(prefix + "/") else []
+    if len(parts) == 3 and parts[0] == "device" and parts[2] == "config":
+        return "device"
+    if len(parts) == 4 and parts[3] == "config":
+        return "components"
+    return None
+
+
+def handover_messages(
+    cfg: DiscoveryConfig, found: Mapping[str, bytes], new: Sequence[DiscoveryMessage]
+) -> tuple[list[DiscoveryMessage], list[DiscoveryMessage]]:
+    """What to publish around a node's first announcement `new`, given the retained
+    configs `found` for that node (topic → payload): `(before, after)`.
+
+    HA's documented migration between the two discovery forms: `before` puts
+    `{"migrate_discovery": true}` (retained) on each old-form config whose entity `new`
+    announces again (components → device: the component key and platform reappear in
+    `cmps`; device → components: any old device config, when `new` is not empty), then
+    `new` is published, then `after` empties every found topic `new` does not use
+    (migrated ones included, as the docs' last step says). A found topic of the current
+    form that `new` lacks is a leftover of an earlier run and is only emptied.
+    """
+    keep = {m.topic for m in new}
+    new_cmps: dict[str, str | None] = {}
+    for message in new:
+        doc = _decode(message)
+        cmps = _components(doc) if doc is not None else None
+        for key, component in (cmps or {}).items():
+            new_cmps[key] = _platform_of(component)
+    before: list[DiscoveryMessage] = []
+    after: list[DiscoveryMessage] = []
+    for topic in found:
+        if topic in keep:
+            continue
+        mode = _topic_mode(cfg.prefix, topic)
+        if mode is not None and mode != cfg.mode and new:
+            if mode == "device":
+                before.append(DiscoveryMessage(topic, MIGRATE_PAYLOAD))
+            else:
+                platform, _node, key = topic[len(cfg.prefix) + 1 :].split("/")[:3]
+                if key in new_cmps and new_cmps[key] == platform:
+                    before.append(DiscoveryMessage(topic, MIGRATE_PAYLOAD))
+        after.append(DiscoveryMessage(topic, b""))
+    return before, after

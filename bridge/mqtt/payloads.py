@@ -1,6 +1,6 @@
 """MQTT payload codecs (pure): state payloads out, command values in, error reports.
 
-Formats per DESIGN.md §3: `plain` (numbers as JSON numbers, float32 in their shortest
+Formats per `docs/topics.md` §5: `plain` (numbers as JSON numbers, float32 in their shortest
 round-tripping text, booleans `true`/`false`, strings as UTF-8, bytes as base64) or
 `json` (`{"value": …, "unit": …, "ts": <RFC 3339 UTC>}`). Commands accept the same,
 plus `on`/`off`, `ON`/`OFF`, `1`/`0` for booleans and a JSON object `{"value": …}`.
@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +23,13 @@ from bridge.protocol.hello import DatastreamDescriptor
 from bridge.protocol.values import DatastreamValue
 
 PayloadFormat = Literal["plain", "json"]
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of JSON arrays and objects a command payload may have. No command needs
+more than a few levels (`{"value": [1, 2]}` is two); Python's JSON parser recurses once
+per level, so a `"[" * 100000` payload would otherwise end in a RecursionError."""
+
+_JSON_TOKENS = re.compile(r'[\[\]{}"\\]')
 
 _TRUE = {"true", "on", "1", "yes"}
 _FALSE = {"false", "off", "0", "no"}
@@ -45,7 +53,7 @@ def json_value(value: DatastreamValue) -> Any:
 def format_state(
     value: DatastreamValue, fmt: PayloadFormat = "plain", unit: str = "", ts: str | None = None
 ) -> bytes:
-    """The state payload of a datastream value (DESIGN.md §3 payload formats)."""
+    """The state payload of a datastream value (`docs/topics.md` §5)."""
     if fmt == "json":
         doc = {"value": json_value(value), "unit": unit, "ts": ts or utc_timestamp()}
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
@@ -83,13 +91,53 @@ def parse_command_payload(payload: bytes) -> CommandValue:
         raise PayloadError("payload is not UTF-8 text", "NOT_UTF8") from None
     if not text:
         raise PayloadError("payload is empty", "EMPTY_PAYLOAD")
+    if json_nesting_exceeds(text, MAX_JSON_DEPTH):
+        raise PayloadError(
+            f"payload nests JSON arrays/objects more than {MAX_JSON_DEPTH} levels deep",
+            "NESTED_TOO_DEEP",
+        )
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError cannot come past the depth check; kept so that no payload can
+        # ever make the parser raise anything but a refusal or a plain-text value.
         return CommandValue(text)
     if isinstance(doc, dict):
         return CommandValue(doc, doc.get("transaction"), is_object=True)
     return CommandValue(doc)
+
+
+def json_nesting_exceeds(text: str, limit: int) -> bool:
+    """True when `text` nests `[`/`{` more than `limit` levels deep (brackets inside JSON
+    strings do not count).
+
+    Linear in the length of `text`; a text with at most `limit` brackets in all (every
+    ordinary command) is answered by two `str.count` calls without any scan.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = False
+    escaped_until = -1
+    for match in _JSON_TOKENS.finditer(text):
+        at = match.start()
+        if at < escaped_until:
+            continue  # the character after a backslash
+        char = match.group()
+        if in_string:
+            if char == "\\":
+                escaped_until = at + 2
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return False
 
 
 def datastream_command_value(payload: bytes, ds: DatastreamDescriptor) -> CommandValue:
@@ -151,7 +199,7 @@ def _show(value: Any) -> str:
 
 
 def error_report(topic: str, error: BridgeError, transaction: Any = None) -> dict[str, Any]:
-    """The error report of DESIGN.md §3 for a failed command on `topic`."""
+    """The error report of `docs/topics.md` §6 for a failed command on `topic`."""
     doc: dict[str, Any] = {
         "topic": topic,
         "error": error.kind,

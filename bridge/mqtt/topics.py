@@ -1,4 +1,4 @@
-"""MQTT topic names (pure): layout per DESIGN.md §3.
+"""MQTT topic names (pure): layout per `docs/topics.md`.
 
 `{base}/{dev}/...` for boards, `{base}/bridge/...` for the bridge itself. Datastream slugs
 are built from name and unit; module names from HELLO_RESP, suffixed with the module id
@@ -20,7 +20,7 @@ _SLUG_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 def slug_part(text: str) -> str:
     """`text` with `%`→`percent`, `°`→`deg`, `/`→`_per_`, and any other character outside
-    `[A-Za-z0-9_.-]` → `_` (DESIGN.md §3)."""
+    `[A-Za-z0-9_.-]` → `_` (`docs/topics.md` §1)."""
     for char, word in _UNIT_WORDS.items():
         text = text.replace(char, word)
     return _SLUG_BAD.sub("_", text)
@@ -65,7 +65,7 @@ def module_slugs(modules: Iterable[ModuleDescriptor]) -> dict[str, ModuleDescrip
 
 
 def find_module(slugs: Mapping[str, ModuleDescriptor], ref: str) -> ModuleDescriptor | None:
-    """Module by topic name, or by its numeric module id (`"2"`), DESIGN.md §3."""
+    """Module by topic name, or by its numeric module id (`"2"`), `docs/topics.md` §1."""
     if ref in slugs:
         return slugs[ref]
     if ref.isdigit():
@@ -101,7 +101,7 @@ class BridgeTopics:
 
 @dataclass(frozen=True, slots=True)
 class DeviceTopics:
-    """Topics of one board, `{base}/{dev}/...` (DESIGN.md §3)."""
+    """Topics of one board, `{base}/{dev}/...` (`docs/topics.md` §3)."""
 
     base: str
     dev: str
@@ -126,6 +126,11 @@ class DeviceTopics:
     @property
     def error(self) -> str:
         return f"{self.prefix}/error"
+
+    @property
+    def log(self) -> str:
+        """Text lines the board printed between frames (`docs/serial-text.md`)."""
+        return f"{self.prefix}/log"
 
     def ds(self, slug: str) -> str:
         return f"{self.prefix}/ds/{slug}"
@@ -181,7 +186,7 @@ class DeviceTopics:
 
 
 class CommandKind(StrEnum):
-    """The kinds of command topic (DESIGN.md §3, direction "in")."""
+    """The kinds of command topic (`docs/topics.md` §4)."""
 
     DS_SET = "ds_set"
     PIN_SET = "pin_set"

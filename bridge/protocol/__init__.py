@@ -1,7 +1,7 @@
 """Sans-IO Conduyt protocol core: bytes in, packets out, and the reverse.
 
 No asyncio, no sockets, no logging (house rule, as in h11/wsproto). Layouts per
-CONDUYT-PROTOCOL.md (protocol v2).
+`docs/protocol.md` (protocol v2).
 """
 
 from bridge.protocol.constants import (
@@ -36,6 +36,7 @@ from bridge.protocol.framing import (
     FrameError,
     FrameErrorReason,
     RawDeframer,
+    TextLine,
     cobs_frame,
 )
 from bridge.protocol.hello import (
@@ -82,6 +83,7 @@ __all__ = [
     "RawDeframer",
     "StringEncoding",
     "SubscribeMode",
+    "TextLine",
     "TruncatedPacketError",
     "ValueDecodeError",
     "ValueEncodeError",

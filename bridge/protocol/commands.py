@@ -1,4 +1,4 @@
-"""Command payload builders and event payload parsers (CONDUYT-PROTOCOL.md §4).
+"""Command payload builders and event payload parsers (`docs/protocol.md` §4).
 
 Builders send exactly what the firmware parses, including its length oddities (quirk
 Q7): PIN_SUBSCRIBE is always 7 bytes, STREAM_START always 5. Parsers raise

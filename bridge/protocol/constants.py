@@ -1,6 +1,6 @@
 """Conduyt protocol constants (protocol v2).
 
-Every number here is taken from CONDUYT-PROTOCOL.md (§1 packet layout, §4 packet types,
+Every number here is taken from `docs/protocol.md` (§1 packet layout, §4 packet types,
 §5 enumerations); the firmware is the authority where sources disagree.
 """
 

@@ -1,4 +1,4 @@
-"""CRC-8 of Conduyt packets: poly 0x31, init 0, no reflection, xorout 0 (CONDUYT-PROTOCOL.md §2).
+"""CRC-8 of Conduyt packets: poly 0x31, init 0, no reflection, xorout 0 (`docs/protocol.md` §2).
 
 Check value: `crc8(b"123456789") == 0xA2`. Not CRC-8/MAXIM-DOW (that one is reflected).
 """

@@ -1,9 +1,19 @@
 """Stream framing: COBS + 0x00 delimiter (serial, USB, ser2net) and raw packets (TCP).
 
 Sans-IO: feed bytes as they arrive, in any chunking, get packets out. Layout per
-CONDUYT-PROTOCOL.md §3.1 (COBS) and §3.2 (TCP). Both deframers bound their buffers, count
+`docs/protocol.md` §3.1 (COBS) and §3.2 (TCP). Both deframers bound their buffers, count
 every dropped frame by reason, and resynchronise after garbage (e.g. a sketch's
 `Serial.print` text or an ESP32 boot banner in front of a frame, quirk Q19).
+
+Text between frames (COBS links only): the serial line is shared with the sketch's own
+`Serial.println`, so `CobsDeframer.feed_stream` also yields each printable line it finds
+between frames as a `TextLine`. A line is text when it is valid UTF-8 without control
+characters other than tab and CR, ends with LF (or reaches `max_line` bytes), and cannot
+be the start of a frame: every encoded packet begins with a code byte then `43 44 02`
+(magic, version), and `02` is not text, so only an LF directly followed by `CD` is held
+back (it may be a COBS code byte). Lines are emitted as soon as their LF arrives, without
+waiting for the next frame. Everything else that is not a packet is noise. The rule is
+described in `docs/serial-text.md`.
 """
 
 from __future__ import annotations
@@ -28,6 +38,9 @@ from bridge.protocol.packet import Packet, decode_prefix
 
 DEFAULT_MAX_PAYLOAD = 2048
 """Largest payload a deframer accepts by default (bytes): above every board's 512 (§6.5)."""
+
+DEFAULT_MAX_LINE = 256
+"""Longest text line a COBS deframer yields, bytes of UTF-8; longer lines come in pieces."""
 
 
 class FrameErrorReason(StrEnum):
@@ -64,7 +77,17 @@ class DeframerStats:
     oversize: int = 0
     resyncs: int = 0
     garbage_bytes: int = 0
-    """Bytes skipped in front of a good packet or thrown away with a bad frame."""
+    """Bytes skipped in front of a good packet or thrown away with a bad frame (text
+    lines included)."""
+    text_lines: int = 0
+    """Text lines (or pieces of over-long lines) found between frames."""
+    text_bytes: int = 0
+    """Bytes of those text lines, terminators included (a part of `garbage_bytes`)."""
+
+    @property
+    def noise_bytes(self) -> int:
+        """Non-protocol bytes that were not text: binary junk, broken frames."""
+        return self.garbage_bytes - self.text_bytes
 
     @property
     def dropped(self) -> int:
@@ -82,7 +105,24 @@ class DeframerStats:
         """All counters by name, plus `dropped`."""
         out = {f.name: int(getattr(self, f.name)) for f in fields(self)}
         out["dropped"] = self.dropped
+        out["noise_bytes"] = self.noise_bytes
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class TextLine:
+    """A line of text printed on the link between frames (e.g. a sketch's `Serial.println`).
+
+    `text` has no line terminator; `complete` is False for a piece of a line longer than
+    the deframer's `max_line` (the rest follows in the next `TextLine`).
+    """
+
+    text: str
+    complete: bool = True
+
+
+StreamItem = Packet | FrameError | TextLine
+"""What `Deframer.feed_stream` yields."""
 
 
 _REASON_COUNTER = {
@@ -122,6 +162,10 @@ class Deframer(Protocol):
         """Packets and dropped-frame reports completed by `data`, in stream order."""
         ...
 
+    def feed_stream(self, data: bytes | bytearray) -> list[StreamItem]:
+        """Packets, dropped-frame reports and text lines completed by `data`, in order."""
+        ...
+
     def frame(self, packet: bytes) -> bytes:
         """Wire bytes that carry one encoded packet on this framing."""
         ...
@@ -138,15 +182,19 @@ class _Base:
     stats: DeframerStats = field(default_factory=DeframerStats)
 
     def feed(self, data: bytes | bytearray) -> list[Packet]:
-        return [e for e in self.feed_events(data) if isinstance(e, Packet)]
+        return [e for e in self.feed_stream(data) if isinstance(e, Packet)]
 
-    @abstractmethod
     def feed_events(self, data: bytes | bytearray) -> list[Packet | FrameError]:
         """Packets and dropped-frame reports completed by `data`, in stream order."""
+        return [e for e in self.feed_stream(data) if not isinstance(e, TextLine)]
+
+    @abstractmethod
+    def feed_stream(self, data: bytes | bytearray) -> list[StreamItem]:
+        """Packets, dropped-frame reports and text lines completed by `data`, in order."""
 
     def _drop(
         self,
-        out: list[Packet | FrameError],
+        out: list[StreamItem],
         reason: FrameErrorReason,
         detail: str,
         raw: bytes | bytearray,
@@ -154,6 +202,26 @@ class _Base:
         counter = _REASON_COUNTER[reason]
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
         out.append(FrameError(reason, detail, bytes(raw[:64])))
+
+
+def _text_of(raw: bytes | bytearray) -> str | None:
+    """`raw` decoded as a printable UTF-8 text line (tab, CR, LF allowed), else None."""
+    try:
+        text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    for char in text:
+        if (char < " " and char not in "\t\r\n") or "\x7f" <= char <= "\x9f":
+            return None
+    return text
+
+
+def _utf8_cut(raw: bytes | bytearray, size: int) -> int:
+    """The largest cut <= `size` that does not split a UTF-8 character of `raw`."""
+    cut = min(size, len(raw))
+    while 0 < cut < len(raw) and raw[cut] & 0xC0 == 0x80 and size - cut < 3:
+        cut -= 1
+    return cut
 
 
 @dataclass(slots=True)
@@ -165,10 +233,16 @@ class CobsDeframer(_Base):
     front of a frame costs only the text. A frame longer than the largest possible encoded
     packet (`max_payload`, bytes) is discarded up to its delimiter, so a stream without
     delimiters never grows the buffer past that bound.
+
+    Text between frames comes out of `feed_stream` as `TextLine`s of at most `max_line`
+    bytes (see the module docstring); a text fragment without LF in front of a frame is
+    kept and joined with the text after the frame, as the sketch printed it.
     """
 
+    max_line: int = DEFAULT_MAX_LINE
     _buf: bytearray = field(default_factory=bytearray)
     _discarding: bool = False
+    _line: bytearray = field(default_factory=bytearray)
 
     @property
     def max_frame(self) -> int:
@@ -179,8 +253,8 @@ class CobsDeframer(_Base):
     def frame(self, packet: bytes) -> bytes:
         return cobs_frame(packet)
 
-    def feed_events(self, data: bytes | bytearray) -> list[Packet | FrameError]:
-        out: list[Packet | FrameError] = []
+    def feed_stream(self, data: bytes | bytearray) -> list[StreamItem]:
+        out: list[StreamItem] = []
         start = 0
         limit = self.max_frame
         while True:
@@ -191,6 +265,7 @@ class CobsDeframer(_Base):
                     self.stats.garbage_bytes += len(rest)
                 else:
                     self._buf += rest
+                    self._pop_text(out)
                     if len(self._buf) > limit:
                         self._overflow(out)
                 return out
@@ -219,7 +294,7 @@ class CobsDeframer(_Base):
             else:
                 self._decode(frame, out)
 
-    def _overflow(self, out: list[Packet | FrameError]) -> None:
+    def _overflow(self, out: list[StreamItem]) -> None:
         self._drop(
             out, FrameErrorReason.OVERSIZE, f"no delimiter within {self.max_frame} bytes", self._buf
         )
@@ -227,7 +302,75 @@ class CobsDeframer(_Base):
         self._buf.clear()
         self._discarding = True
 
-    def _decode(self, frame: bytes, out: list[Packet | FrameError]) -> None:
+    def _pop_text(self, out: list[StreamItem]) -> None:
+        """Take complete text lines off the front of the undelimited buffer at once, so a
+        line is published when its LF arrives, not when the next frame ends."""
+        buf = self._buf
+        while buf:
+            nl = buf.find(b"\n")
+            if nl >= 0:
+                after = bytes(buf[nl + 1 : nl + 3])
+                if after and b"CD".startswith(after):
+                    return  # this LF may be the code byte of a frame: decide at the delimiter
+                cut = nl + 1
+            else:
+                # No LF yet: only a run too long for one line is taken (in pieces). A frame
+                # starting inside the piece would have its `02` within 3 bytes after it.
+                if len(buf) < self.max_line + 3:
+                    return
+                cut = _utf8_cut(buf, self.max_line)
+                if 0x02 in buf[cut : cut + 3]:
+                    return
+            if _text_of(buf[:cut]) is None:
+                return  # noise or a frame: left for the delimiter
+            piece = bytes(buf[:cut])
+            del buf[:cut]
+            self._take_text(out, piece)
+
+    def _take_text(self, out: list[StreamItem], raw: bytes) -> None:
+        self.stats.garbage_bytes += len(raw)
+        self.stats.text_bytes += len(raw)
+        line = self._line
+        line += raw
+        while line:
+            nl = line.find(b"\n")
+            body_end = nl - 1 if nl > 0 and line[nl - 1] == 0x0D else nl
+            if 0 <= body_end <= self.max_line:
+                if body_end:  # blank lines (banners are full of them) carry nothing
+                    self._emit_line(out, line[:body_end], complete=True)
+                del line[: nl + 1]
+            elif len(line) >= self.max_line:
+                cut = _utf8_cut(line, self.max_line)
+                self._emit_line(out, line[:cut], complete=False)
+                del line[:cut]
+            else:
+                return
+
+    def _emit_line(self, out: list[StreamItem], raw: bytes | bytearray, *, complete: bool) -> None:
+        self.stats.text_lines += 1
+        out.append(TextLine(bytes(raw).decode("utf-8", errors="replace"), complete))
+
+    def _absorb(self, out: list[StreamItem], raw: bytes) -> int:
+        """Sort non-packet bytes into text lines and noise; returns the noise byte count."""
+        noise = 0
+        pos = 0
+        while pos < len(raw):
+            nl = raw.find(b"\n", pos)
+            end = len(raw) if nl < 0 else nl + 1
+            segment = raw[pos:end]
+            pos = end
+            if _text_of(segment) is not None:
+                self._take_text(out, segment)
+                continue
+            noise += len(segment)
+            self.stats.garbage_bytes += len(segment)
+            if self._line:
+                # Noise ends a text fragment: publish what was printed so far.
+                self._emit_line(out, self._line.rstrip(b"\r"), complete=False)
+                self._line.clear()
+        return noise
+
+    def _decode(self, frame: bytes, out: list[StreamItem]) -> None:
         try:
             packet = self._decode_at(frame, 0)
         except (cobs.DecodeError, ProtocolError) as first:
@@ -241,12 +384,12 @@ class CobsDeframer(_Base):
                     pos = frame.find(b"CD", pos + 1)
                     continue
                 self.stats.resyncs += 1
-                self.stats.garbage_bytes += pos - 1
+                self._absorb(out, frame[: pos - 1])
                 self.stats.packets += 1
                 out.append(packet)
                 return
-            self.stats.garbage_bytes += len(frame)
-            self._drop(out, _classify(first), str(first) or "COBS decode failed", frame)
+            if self._absorb(out, frame):
+                self._drop(out, _classify(first), str(first) or "COBS decode failed", frame)
             return
         self.stats.packets += 1
         out.append(packet)
@@ -271,8 +414,8 @@ class RawDeframer(_Base):
     def frame(self, packet: bytes) -> bytes:
         return packet
 
-    def feed_events(self, data: bytes | bytearray) -> list[Packet | FrameError]:
-        out: list[Packet | FrameError] = []
+    def feed_stream(self, data: bytes | bytearray) -> list[StreamItem]:
+        out: list[StreamItem] = []
         buf = self._buf
         buf += data
         while True:
@@ -311,7 +454,7 @@ class RawDeframer(_Base):
             self.stats.packets += 1
             out.append(packet)
 
-    def _skip(self, out: list[Packet | FrameError], reason: FrameErrorReason, detail: str) -> None:
+    def _skip(self, out: list[StreamItem], reason: FrameErrorReason, detail: str) -> None:
         self._drop(out, reason, detail, self._buf[:OVERHEAD])
         self.stats.garbage_bytes += 1
         del self._buf[:1]

@@ -1,4 +1,4 @@
-"""HELLO_RESP payload: parse and build, layout per CONDUYT-PROTOCOL.md §6.
+"""HELLO_RESP payload: parse and build, layout per `docs/protocol.md` §6.
 
 The board describes itself once per handshake: firmware name and version, mcu_id, pins
 with capability bits, bus counts, max_payload, modules and datastreams. Parsing is

@@ -1,6 +1,6 @@
 """Built-in module command catalog: MOD_CMD arguments, MOD_RESP and MOD_EVENT layouts (§8).
 
-Source: CONDUYT-PROTOCOL.md §8 (module tables), §4.2 (MOD_CMD / MOD_RESP / MOD_EVENT wire
+Source: `docs/protocol.md` §8 (module tables), §4.2 (MOD_CMD / MOD_RESP / MOD_EVENT wire
 form, "missing argument bytes read as 0"), §7 quirk Q9 (module_id 0 in events) and §10 #20-23.
 A MOD_CMD payload is `[module_id][cmd][args…]`; this module builds the `args…` part and
 parses the data of MOD_RESP (after the module_id byte) and MOD_EVENT (after the event code).

@@ -1,4 +1,4 @@
-"""Conduyt packet encode/decode, byte layout per CONDUYT-PROTOCOL.md §1.
+"""Conduyt packet encode/decode, byte layout per `docs/protocol.md` §1.
 
 A packet on the wire is `43 44 | VER | TYPE | SEQ | LEN u16le | PAYLOAD | CRC-8`, with the
 CRC over VER..end of payload. This module knows nothing about framing (COBS, TCP).

@@ -80,6 +80,41 @@ def value_range(ds_type: DatastreamType) -> tuple[float, float] | None:
     return None
 
 
+FLOAT_WRITE_LIMIT = 1e9
+"""Largest magnitude a FLOAT32 datastream write may have (both signs).
+
+Not ±FLOAT32_MAX: Home Assistant's frontend checks a typed value against `min + n·step`,
+and with a min of -3.4e38 no ordinary value (21.5) is a whole number of 0.001 steps away
+in double precision, so every input would be flagged. ±1e9 is wider than any setpoint a
+board plausibly takes (float32 keeps only ~7 significant digits anyway), and HA's
+`number` entity advertises exactly this range (`bridge.mqtt.discovery`), so what HA
+offers and what the bridge accepts are one rule (`write_range`).
+"""
+
+PERCENT_RANGE = (0, 100)
+"""Write range of an integer datastream whose unit is `%`: a percentage, not the type's
+full range (a UINT8 `%` would otherwise take 0..255)."""
+
+
+def write_range(ds: DatastreamDescriptor) -> tuple[float, float] | None:
+    """Inclusive (min, max) a write to numeric datastream `ds` may take; None for BOOL,
+    STRING, BYTES and unknown types.
+
+    Integers: the type's range, narrowed to 0..100 when the unit is `%` (`PERCENT_RANGE`);
+    FLOAT32: ±`FLOAT_WRITE_LIMIT`. `encode_value` refuses anything outside, and HA
+    discovery advertises exactly these bounds as the `number` entity's min and max.
+    """
+    ds_type = ds.known_type
+    if ds_type in INTEGER_RANGES:
+        lo, hi = INTEGER_RANGES[ds_type]
+        if ds.unit.strip() == "%":
+            lo, hi = max(lo, PERCENT_RANGE[0]), min(hi, PERCENT_RANGE[1])
+        return float(lo), float(hi)
+    if ds_type is DatastreamType.FLOAT32:
+        return -FLOAT_WRITE_LIMIT, FLOAT_WRITE_LIMIT
+    return None
+
+
 def encode_value(
     ds: DatastreamDescriptor,
     value: DatastreamValue,
@@ -111,14 +146,19 @@ def encode_value(
             value = int(value)
         if not lo <= value <= hi:
             raise ValueEncodeError(f"{label}: {value} is out of range {lo}..{hi}")
+        if ds.unit.strip() == "%" and not PERCENT_RANGE[0] <= value <= PERCENT_RANGE[1]:
+            raise ValueEncodeError(
+                f"{label}: {value} is out of range {PERCENT_RANGE[0]}..{PERCENT_RANGE[1]} (unit %)"
+            )
         return struct.pack(_INT_FORMAT[ds_type], value)
     if ds_type is DatastreamType.FLOAT32:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueEncodeError(f"{label} takes a number, not {value!r}")
         number = float(value)
-        if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+        if not math.isfinite(number) or abs(number) > FLOAT_WRITE_LIMIT:
             raise ValueEncodeError(
-                f"{label}: {value!r} is out of range ±{FLOAT32_MAX:.7g} (finite float32)"
+                f"{label}: {value!r} is out of range"
+                f" {-FLOAT_WRITE_LIMIT:.0f}..{FLOAT_WRITE_LIMIT:.0f}"
             )
         return struct.pack("<f", number)
     if ds_type is DatastreamType.STRING:

@@ -2,7 +2,7 @@
 
 `SimulatedBoard` is sans-IO; `runner` serves it over asyncio streams (in-process, a pty, or
 as a TCP client like the firmware's ConduytTCP); `profiles` describes the boards on offer.
-See DESIGN.md §6.
+See `docs/architecture.md` §9.
 """
 
 from bridge.simulator.board import SimulatedBoard

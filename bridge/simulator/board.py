@@ -2,7 +2,7 @@
 
 `SimulatedBoard` takes the host's bytes (`receive`) and the passing of time (`tick`) and
 returns the bytes the firmware would send back, framed for the link. Command handling
-follows CONDUYT-PROTOCOL.md §4.2 (as compiled for a real Arduino target) including the
+follows `docs/protocol.md` §4.2 (as compiled for a real Arduino target) including the
 firmware's quirks (§7): events carry SEQ 0, a CRC failure is NAKed with SEQ 0, other bad
 frames are dropped silently, DS_READ always NAKs, subscription slots leak, and integer
 datastreams are pushed as int32. Time is whatever the caller passes as `now` (seconds,
@@ -39,6 +39,11 @@ Reply = tuple[int, bytes]
 """A direct reply: packet TYPE and payload (the SEQ is the command's)."""
 
 _ACK: Reply = (PacketType.ACK, b"")
+
+ESP32_BOOT_BANNER = (
+    b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+)
+"""What an ESP32's boot ROM prints at 115200 baud after a reset."""
 
 MAX_CATCHUP_STEPS = 100
 """World steps simulated at most per call: a long pause between calls does not stall."""
@@ -184,13 +189,18 @@ class SimulatedBoard:
 
         DS_EVENTs of datastreams whose push period elapsed, PIN_EVENTs of due ANALOG_POLL
         subscriptions, one STREAM_DATA if a stream sample is due, and module MOD_EVENTs
-        (encoder ticks, stepper done). Every event has SEQ 0.
+        (encoder ticks, stepper done). Every event has SEQ 0. Lines queued in
+        `faults.print_lines` come first, as unframed text.
         """
         self._advance(now)
         if self._reboot_at is not None and now >= self._reboot_at:
             self.reboot()
             self._advance(now)
         out = bytearray()
+        if self.faults.print_lines and not self.faults.silent:
+            # The sketch's own prints go out between frames, on the same line (Q19).
+            out += "".join(f"{line}\r\n" for line in self.faults.print_lines).encode()
+            self.faults.print_lines.clear()
         for ds in self._datastreams.due(now):
             out += self._event(PacketType.DS_EVENT, bytes((ds.index,)) + ds.encode())
         for pin, value in self._subs.poll(now, self._pins.read_analog):
@@ -254,6 +264,13 @@ class SimulatedBoard:
         survive.
         """
         self._boot(new_profile if new_profile is not None else self.profile)
+
+    def press_reset(self, banner: bytes = ESP32_BOOT_BANNER) -> None:
+        """The reset button with the port still open: `reboot()`, and the boot ROM's
+        `banner` goes out in front of the next frame (b"" for boards whose ROM prints
+        nothing, e.g. an AVR with optiboot)."""
+        self.reboot()
+        self.faults.garbage = banner + self.faults.garbage
 
     # ------------------------------------------------------------------ plumbing
 

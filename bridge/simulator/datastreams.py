@@ -1,7 +1,7 @@
 """The simulated sketch's datastreams: current values, pushes, and DS_WRITE adoption.
 
 DS_EVENT values are encoded the way the firmware's `writeDatastream` overloads do (quirk
-Q10, CONDUYT-PROTOCOL.md §5.5): int32 for every integer type, f32 for FLOAT32, one byte
+Q10, `docs/protocol.md` §5.5): int32 for every integer type, f32 for FLOAT32, one byte
 for BOOL, raw UTF-8 for STRING (no prefix, no NUL), raw bytes for BYTES.
 """
 

@@ -2,8 +2,8 @@
 
 Tests flip these on `SimulatedBoard.faults` at any time; the board consults them on every
 packet it answers or emits. Counters (`drop_replies`, `corrupt_crc`) count down as they
-are used, and `garbage` is emptied once emitted, so a knob set by a test affects exactly
-what it says and then the board behaves again.
+are used, and `garbage` and `print_lines` are emptied once emitted, so a knob set by a
+test affects exactly what it says and then the board behaves again.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class Faults:
         garbage: bytes to emit (unframed) in front of the next outgoing frame, like text
             a sketch prints on the same `Serial` or an ESP32 boot banner (quirk Q19).
             Emitted once, then cleared.
+        print_lines: lines the sketch prints with `Serial.println` (each followed by
+            CR LF) on its next loop pass, between frames: at the next tick, before that
+            tick's events. Emitted once, then cleared.
         silent: a hung board. Incoming packets are still logged in
             `SimulatedBoard.received` but neither executed nor answered, and no events
             are pushed (CRC NAKs are suppressed as well).
@@ -37,6 +40,7 @@ class Faults:
     drop_replies: int = 0
     corrupt_crc: int = 0
     garbage: bytes = b""
+    print_lines: list[str] = field(default_factory=list)
     silent: bool = False
     nak: dict[int, int] = field(default_factory=dict)
     delay_s: float = 0.0
@@ -46,6 +50,7 @@ class Faults:
         self.drop_replies = 0
         self.corrupt_crc = 0
         self.garbage = b""
+        self.print_lines.clear()
         self.silent = False
         self.nak.clear()
         self.delay_s = 0.0

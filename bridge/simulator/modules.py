@@ -1,4 +1,4 @@
-"""Simulated built-in modules (CONDUYT-PROTOCOL.md §8): MOD_CMD handlers and MOD_EVENTs.
+"""Simulated built-in modules (`docs/protocol.md` §8): MOD_CMD handlers and MOD_EVENTs.
 
 Each module sees only the MOD_CMD arguments (the bytes after `[module_id][cmd]`) and, like
 the firmware, reads missing argument bytes as 0. A handler returns a `ModuleReply` (ACK,

@@ -1,4 +1,4 @@
-"""Over-the-air update on an OTA-capable ESP32 build (CONDUYT-PROTOCOL.md §4.2, quirk Q15).
+"""Over-the-air update on an OTA-capable ESP32 build (`docs/protocol.md` §4.2, quirk Q15).
 
 BEGIN `[total u32le][sha256 32 bytes]` opens a session; CHUNK `[offset u32le][data…]` must
 continue exactly where the image ends so far (no retransmits of accepted offsets);

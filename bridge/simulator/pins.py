@@ -1,6 +1,6 @@
 """The simulated board's pins: mode memory, written outputs, and inputs that move.
 
-Mirrors the firmware's pin handling (CONDUYT-PROTOCOL.md §4.2): PIN_MODE is remembered for
+Mirrors the firmware's pin handling (`docs/protocol.md` §4.2): PIN_MODE is remembered for
 pins 0..69 only and is what PIN_READ uses without a mode byte; pin numbers are never range
 checked (quirk Q12), so writes to pins the board does not have are accepted and reads of
 them return 0. The world outside the board is simulated too: analog inputs wander around a

@@ -1,11 +1,11 @@
 """Board profiles: what a simulated board is (its HELLO_RESP) and what its sketch does.
 
-A `Profile` holds everything the firmware advertises in HELLO_RESP (CONDUYT-PROTOCOL.md §6)
+A `Profile` holds everything the firmware advertises in HELLO_RESP (`docs/protocol.md` §6)
 plus the simulation recipe: per-datastream push period and value model, ADC resolution and
 the platform limits of §6.5. Profiles are immutable; build variants with
 `dataclasses.replace` or `with_push_interval`.
 
-Known profiles (`PROFILES`, DESIGN.md §6):
+Known profiles (`PROFILES`, `docs/architecture.md` §9):
 
 * `thermostat` — ESP32 sketch: temperature (°C) and humidity (%) pushed every second,
   writable setpoint and heater; OTA-capable build.

@@ -1,6 +1,6 @@
 """Periodic analog sampling on the board: pin subscriptions and the analog stream.
 
-Both follow the firmware (CONDUYT-PROTOCOL.md §4.2): subscriptions live in a fixed table
+Both follow the firmware (`docs/protocol.md` §4.2): subscriptions live in a fixed table
 of `max_subscriptions` slots that PIN_UNSUBSCRIBE never frees (quirk Q6), only ANALOG_POLL
 ever fires (Q11), and the stream sends at most one STREAM_DATA per main-loop pass.
 """
