@@ -36,7 +36,8 @@ import paho.mqtt.client as paho
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from mqtt_helpers import MosquittoProcess, find_mosquitto, parse_mqtt_url
+from _common import broker_from_env
+from mqtt_helpers import parse_mqtt_url
 
 from bridge.app import Bridge
 from bridge.config import Settings
@@ -217,15 +218,7 @@ async def main() -> None:
     args = parser.parse_args()
     configure_logging("warning")
 
-    broker: MosquittoProcess | None = None
-    url = os.environ.get("MQTT_URL")
-    if not url:
-        binary = find_mosquitto()
-        if binary is None:
-            raise SystemExit("no MQTT_URL and no mosquitto binary: apt-get install mosquitto")
-        broker = MosquittoProcess(binary)
-        broker.start()
-        url = broker.url
+    broker, url = broker_from_env()
     host, port = parse_mqtt_url(url)
     try:
         with tempfile.TemporaryDirectory() as tmp:

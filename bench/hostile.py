@@ -38,7 +38,8 @@ from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from mqtt_helpers import MosquittoProcess, find_mosquitto, parse_mqtt_url
+from _common import broker_from_env
+from mqtt_helpers import parse_mqtt_url
 
 SUFFIXES = (
     "ds/light_percent/set",
@@ -207,15 +208,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
 
-    broker: MosquittoProcess | None = None
-    url = os.environ.get("MQTT_URL")
-    if not url:
-        binary = find_mosquitto()
-        if binary is None:
-            raise SystemExit("no MQTT_URL and no mosquitto binary: apt-get install mosquitto")
-        broker = MosquittoProcess(binary)
-        broker.start()
-        url = broker.url
+    broker, url = broker_from_env()
     host, port = parse_mqtt_url(url)
     base = f"hostile-{uuid.uuid4().hex[:6]}"
     dev = "kitchen"

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from mqtt_helpers import Broker
 
 from bridge.app import Bridge
 from bridge.config import Settings
+from bridge.simulator.board import SimulatedBoard
+from bridge.simulator.profiles import get_profile
+from bridge.simulator.ptyboard import PtyBoard
 
 
 def make_settings(
@@ -79,3 +84,24 @@ async def wait_until(predicate: Any, timeout_s: float = 5.0, interval_s: float =
     async with asyncio.timeout(timeout_s):
         while not predicate():  # noqa: ASYNC110 - polling state owned by another task
             await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def pty_board_at(link: Path, profile: str, seed: int) -> AsyncIterator[PtyBoard]:
+    """A `SimulatedBoard` of `profile` (seeded) served on a real pty, symlinked at `link`."""
+    board = SimulatedBoard(get_profile(profile), seed=seed)
+    async with PtyBoard(board, link=link) as pb:
+        yield pb
+
+
+async def spawn_cli(config: Path) -> asyncio.subprocess.Process:
+    """`python -m bridge.cli --config CONFIG` in its own process, stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )

@@ -14,13 +14,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bridge_harness import make_settings, running_bridge, wait_until
+from bridge_harness import make_settings, pty_board_at, running_bridge, wait_until
 from mqtt_helpers import Broker, Recorder, publish, publish_properties
 
 from bridge.protocol.constants import PacketType
 from bridge.protocol.packet import Packet
 from bridge.simulator.board import SimulatedBoard
-from bridge.simulator.profiles import get_profile
 from bridge.simulator.ptyboard import PtyBoard
 
 DEV = "thermo"
@@ -28,8 +27,7 @@ DEV = "thermo"
 
 @pytest.fixture
 async def pty_board(tmp_path: Path) -> AsyncIterator[PtyBoard]:
-    board = SimulatedBoard(get_profile("thermostat"), seed=7)
-    async with PtyBoard(board, link=tmp_path / "ttyTHERMO") as pb:
+    async with pty_board_at(tmp_path / "ttyTHERMO", "thermostat", seed=7) as pb:
         yield pb
 
 

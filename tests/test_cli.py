@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bridge_harness import spawn_cli
 from mqtt_helpers import Broker, Recorder
 
 from bridge import __version__
@@ -77,15 +78,7 @@ async def test_sigterm_publishes_offline_and_exits_0(
         "[homeassistant]\nenabled = false\n"
         '[[devices]]\nid = "sim1"\nport = "sim://thermostat"\n'
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_cli(config)
     try:
         async with Recorder(mqtt_broker, f"{base_topic}/#") as rec:
             await rec.wait_for(f"{base_topic}/sim1/status", payload=b"online", timeout=15)

@@ -9,9 +9,10 @@ The `kitchen` profile says `max_payload` 512 in its HELLO_RESP, so its commands 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import aiomqtt
 import pytest
 import structlog
 from bridge_harness import make_settings, running_bridge, wait_until
-from commands_rig import rig
+from commands_rig import Rig, rig
 from mqtt_helpers import Broker, Recorder, publish
 
 from bridge.config import MqttSection
@@ -62,6 +63,16 @@ def log_records() -> Iterator[list[MutableMapping[str, Any]]]:
             )
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+KitchenRig = Callable[[], contextlib.AbstractAsyncContextManager[Rig]]
+
+
+@pytest.fixture
+def kitchen(mqtt_broker: Broker, base_topic: str, tmp_path: Path) -> KitchenRig:
+    """Opens the command rig on a `kitchen` board; the test enters it, so the test sees its
+    shutdown before it checks the log."""
+    return lambda: rig(mqtt_broker, base_topic, tmp_path, "kitchen")
 
 
 def errors_in(records: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
@@ -140,12 +151,9 @@ async def test_nested_json_is_a_payload_error(
 
 
 async def test_payload_longer_than_any_command_is_refused_unread(
-    mqtt_broker: Broker,
-    base_topic: str,
-    tmp_path: Path,
-    log_records: list[MutableMapping[str, Any]],
+    kitchen: KitchenRig, log_records: list[MutableMapping[str, Any]]
 ) -> None:
-    async with rig(mqtt_broker, base_topic, tmp_path, "kitchen") as r:
+    async with kitchen() as r:
         assert r.bridge.boards["kitchen"].payload_limit == KITCHEN_LIMIT
         for payload in (b"[" * 100_000, b"\xff" * (KITCHEN_LIMIT + 1)):
             got = await r.refused("ds/light_percent/set", payload)
@@ -169,12 +177,9 @@ async def test_payload_longer_than_any_command_is_refused_unread(
 
 
 async def test_invalid_utf8_payload(
-    mqtt_broker: Broker,
-    base_topic: str,
-    tmp_path: Path,
-    log_records: list[MutableMapping[str, Any]],
+    kitchen: KitchenRig, log_records: list[MutableMapping[str, Any]]
 ) -> None:
-    async with rig(mqtt_broker, base_topic, tmp_path, "kitchen") as r:
+    async with kitchen() as r:
         for suffix in ("ds/light_percent/set", "pin/2/set", "module/servo/write"):
             got = await r.refused(suffix, b"\xff\xfe[1]")
             assert got == {
@@ -189,10 +194,7 @@ async def test_invalid_utf8_payload(
 
 
 async def test_hostile_flood_leaves_no_error_log_and_the_board_working(
-    mqtt_broker: Broker,
-    base_topic: str,
-    tmp_path: Path,
-    log_records: list[MutableMapping[str, Any]],
+    kitchen: KitchenRig, mqtt_broker: Broker, log_records: list[MutableMapping[str, Any]]
 ) -> None:
     payloads = [
         b"[" * 100_000,
@@ -206,7 +208,7 @@ async def test_hostile_flood_leaves_no_error_log_and_the_board_working(
     ]
     suffixes = ["ds/light_percent/set", "ds/door_open/set", "pin/2/set", "module/servo/write"]
     suffixes += ["pin/2/subscribe/set", "cmd", "cmd/02"]
-    async with rig(mqtt_broker, base_topic, tmp_path, "kitchen") as r:
+    async with kitchen() as r:
         sent = 0
         async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as client:
             for _ in range(3):

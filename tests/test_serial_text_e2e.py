@@ -5,18 +5,19 @@ noticed, with its evidence in the log line (`docs/serial-text.md`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
-from bridge_harness import make_settings, running_bridge, wait_until
+from bridge_harness import make_settings, pty_board_at, running_bridge, wait_until
 from mqtt_helpers import Broker, Recorder, publish
 
+from bridge.app import Bridge
 from bridge.protocol.constants import PacketType
 from bridge.simulator.board import ESP32_BOOT_BANNER, SimulatedBoard
-from bridge.simulator.profiles import get_profile
 from bridge.simulator.ptyboard import PtyBoard
 
 DEV = "thermo"
@@ -24,13 +25,32 @@ DEV = "thermo"
 
 @pytest.fixture
 async def pty_board(tmp_path: Path) -> AsyncIterator[PtyBoard]:
-    board = SimulatedBoard(get_profile("thermostat"), seed=11)
-    async with PtyBoard(board, link=tmp_path / "ttyTEXT") as pb:
+    async with pty_board_at(tmp_path / "ttyTEXT", "thermostat", seed=11) as pb:
         yield pb
 
 
 def settings(broker: Broker, base_topic: str, pb: PtyBoard) -> Any:
     return make_settings(broker, base_topic, [{"id": DEV, "port": str(pb.link)}])
+
+
+@contextlib.asynccontextmanager
+async def bridge_online(
+    broker: Broker, base_topic: str, pb: PtyBoard
+) -> AsyncIterator[tuple[Recorder, Bridge]]:
+    """A recorder on the board's topics and a running bridge, once the board is online."""
+    p = f"{base_topic}/{DEV}"
+    async with (
+        Recorder(broker, f"{p}/#") as rec,
+        running_bridge(settings(broker, base_topic, pb)) as bridge,
+    ):
+        await rec.wait_for(f"{p}/status", payload=b"online")
+        yield rec, bridge
+
+
+async def heater_on(broker: Broker, rec: Recorder, p: str) -> None:
+    """Switch the heater on over MQTT (`p`: the board's topic prefix); wait for its state."""
+    await publish(broker, f"{p}/ds/heater/set", b"on")
+    await rec.wait_for(f"{p}/ds/heater", payload=b"true")
 
 
 def resets(board: SimulatedBoard) -> int:
@@ -54,11 +74,7 @@ async def test_printed_lines_go_to_log_and_are_not_a_reboot(
         "x=5, y=7, this sketch prints a lot of text on the line",
     ]
     with structlog.testing.capture_logs() as events:
-        async with (
-            Recorder(mqtt_broker, f"{p}/#") as rec,
-            running_bridge(settings(mqtt_broker, base_topic, pty_board)) as bridge,
-        ):
-            await rec.wait_for(f"{p}/status", payload=b"online")
+        async with bridge_online(mqtt_broker, base_topic, pty_board) as (rec, bridge):
             await publish(mqtt_broker, f"{p}/ds/setpoint_celsius/set", b"23.5")
             await rec.wait_for(f"{p}/ds/setpoint_celsius", payload=b"23.5")
             # Someone turns the knob on the board: the sketch's value, not the bridge's.
@@ -93,13 +109,8 @@ async def test_reset_button_with_a_boot_banner_is_still_a_reboot(
     p = f"{base_topic}/{DEV}"
     board = pty_board.board
     with structlog.testing.capture_logs() as events:
-        async with (
-            Recorder(mqtt_broker, f"{p}/#") as rec,
-            running_bridge(settings(mqtt_broker, base_topic, pty_board)) as bridge,
-        ):
-            await rec.wait_for(f"{p}/status", payload=b"online")
-            await publish(mqtt_broker, f"{p}/ds/heater/set", b"on")
-            await rec.wait_for(f"{p}/ds/heater", payload=b"true")
+        async with bridge_online(mqtt_broker, base_topic, pty_board) as (rec, bridge):
+            await heater_on(mqtt_broker, rec, p)
             board.written.clear()
             board.faults.print_lines = ["debug: before the reset"]
             await wait_until(lambda: not board.faults.print_lines)
@@ -130,13 +141,8 @@ async def test_reset_with_binary_boot_noise_is_still_a_reboot(
     # An ESP8266 ROM prints at 74880 baud; read at 115200 it is binary junk.
     noise = bytes.fromhex("f0 8e 9c fe 12 a3 7f 81 e0 1b 9f c4 88 fe 05 b2 d7 91 1e 06")
     with structlog.testing.capture_logs() as events:
-        async with (
-            Recorder(mqtt_broker, f"{p}/#") as rec,
-            running_bridge(settings(mqtt_broker, base_topic, pty_board)) as bridge,
-        ):
-            await rec.wait_for(f"{p}/status", payload=b"online")
-            await publish(mqtt_broker, f"{p}/ds/heater/set", b"on")
-            await rec.wait_for(f"{p}/ds/heater", payload=b"true")
+        async with bridge_online(mqtt_broker, base_topic, pty_board) as (rec, bridge):
+            await heater_on(mqtt_broker, rec, p)
             board.written.clear()
             board.press_reset(banner=noise)
             await wait_until(lambda: board.datastream_values["heater"] is True, timeout_s=5)

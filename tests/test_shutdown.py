@@ -8,11 +8,11 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from bridge_harness import spawn_cli
 from mqtt_helpers import MosquittoProcess, Recorder, find_mosquitto
 
 STOP_WITHIN_S = 2.0
@@ -41,15 +41,7 @@ async def test_sigterm_to_bridge_and_broker_at_once(
         f"[homeassistant]\nenabled = {'true' if homeassistant else 'false'}\n"
         '[[devices]]\nid = "sim1"\nport = "sim://thermostat"\n'
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_cli(config)
     try:
         async with Recorder(broker, "down/#") as rec:
             await rec.wait_for("down/sim1/status", payload=b"online", timeout=15)
