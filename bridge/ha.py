@@ -6,8 +6,10 @@
 - the first time a node (the bridge device, or a board once it has completed a
   handshake) is announced: a read of its retained configs left by an earlier run; those
   of the other discovery mode are handed over with HA's `migrate_discovery` before the
-  new configs go out, and every leftover is emptied after them (so a `discovery_mode`
-  switch keeps devices, entity ids, areas and renames, and HA never keeps ghosts);
+  new configs go out, components dropped from a device config of the same topic get HA's
+  `{"p": …}` placeholders first, and every leftover is emptied after them (so a
+  `discovery_mode` switch keeps devices, entity ids, areas and renames, and HA never keeps
+  ghosts); when that read fails, the node waits for the next connect;
 - when a board comes online again: its configs, with removals for entities that vanished
   (another firmware on the port);
 - with discovery disabled: a sweep that removes everything this bridge published before;
@@ -80,6 +82,9 @@ class Discovery:
         )
         self.published: dict[str, list[DiscoveryMessage]] = {}
         self._announced: set[str] = set()
+        self._unannounced: dict[str, list[DiscoveryMessage]] = {}
+        """Boards online whose first announcement has not happened yet (the broker could
+        not be read): retried on the next connect."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._reconciled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -111,6 +116,8 @@ class Discovery:
             self._spawn(
                 self._announce("bridge", bridge_node_id(self.cfg), bridge_messages(self.cfg))
             )
+        for dev, new in list(self._unannounced.items()):
+            self._spawn(self._announce(dev, board_node_id(self.cfg, dev), new, retry=True))
 
     async def on_ha_status(self, message: aiomqtt.Message) -> None:
         if message.payload in (b"online", "online"):
@@ -122,6 +129,7 @@ class Discovery:
         if board.dev not in self._announced:
             # The first announcement reads the broker first (a task: the board's session
             # must not wait for it); later ones are ordered behind it by the node's lock.
+            self._unannounced[board.dev] = new
             self._spawn(self._announce(board.dev, board_node_id(self.cfg, board.dev), new))
             return
         async with self._lock(board.dev):
@@ -138,13 +146,18 @@ class Discovery:
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def _announce(self, key: str, node: str, new: list[DiscoveryMessage]) -> None:
+    async def _announce(
+        self, key: str, node: str, new: list[DiscoveryMessage], retry: bool = False
+    ) -> None:
         """First announcement of `node` (`key`: a board id, or `bridge`): hand over or
-        empty what an earlier run left on the broker around publishing `new`."""
+        empty what an earlier run left on the broker around publishing `new`. When the
+        broker cannot be read nothing is published: without the old configs there is no
+        hand-over, so the next connect tries again (`retry`: that attempt)."""
         async with self._lock(key):
             if key in self._announced:
-                # Another announcement got here first (a reconnect, the board again).
-                if key != "bridge":
+                # Another announcement got here first (a reconnect, the board again); a
+                # retry's messages are never newer than what that one published.
+                if key != "bridge" and not retry:
                     self._replace(key, new)
                 return
             try:
@@ -152,8 +165,18 @@ class Discovery:
                     node_config_filters(self.cfg.prefix, node)
                 )
             except aiomqtt.MqttError as exc:
-                log.info("discovery leftovers not read", node=node, error=describe_exception(exc))
-                found = {}
+                log.info(
+                    "discovery leftovers not read: node announced on the next connect",
+                    node=node,
+                    error=describe_exception(exc),
+                )
+                return
+            keep = {m.topic for m in new}
+            # An entity the firmware dropped while the bridge was down is still in the old
+            # config on the same device topic: `{"p": …}` placeholders remove it from HA.
+            same_topic = [DiscoveryMessage(t, p) for t, p in found.items() if t in keep]
+            for msg in removal_messages(self.cfg, same_topic, new):
+                self._publish(msg)
             before, after = handover_messages(self.cfg, found, new)
             for msg in before:
                 self._publish(msg)
@@ -162,6 +185,7 @@ class Discovery:
             for msg in after:
                 self._publish(msg)
             self._announced.add(key)
+            self._unannounced.pop(key, None)
             if key != "bridge":
                 self.published[key] = new
             if before:

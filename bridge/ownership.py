@@ -2,7 +2,8 @@
 back exactly what it no longer owns (`docs/home-assistant.md`, "Ownership record").
 
 Every bridge keeps one retained JSON record on `{base}/bridge/owned/{client_id}`
-(`client_id` sanitised to `[A-Za-z0-9_-]`):
+(a `client_id` outside `[A-Za-z0-9_-]` is sanitised and suffixed with `~` and a short
+hash, so two ids never share a record, see `record_topic`):
 
 ```json
 {"v": 1, "client_id": "conduyt-bridge", "host": "pi4", "prefix": "homeassistant",
@@ -16,12 +17,13 @@ Every bridge keeps one retained JSON record on `{base}/bridge/owned/{client_id}`
 On start the bridge reads every record under `{base}/bridge/owned/+` and `plan_cleanup`
 decides what to clear. It is deliberately conservative: only records of this bridge's
 previous runs count (its own record, or the record of a former `client_id` on the same
-host that drove one of the same boards on the same port), and a board is cleared only
-when no other record claims it. Nothing here does IO.
+host that drove one of the same boards on the same port), and a board or a discovery
+node is cleared only when no other record claims it. Nothing here does IO.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -39,8 +41,15 @@ _RESERVED_DEVICE_ID = "bridge"
 
 
 def record_topic(base_topic: str, client_id: str) -> str:
-    """`{base}/bridge/owned/{client_id}`, the id sanitised so it is one topic level."""
-    return f"{base_topic}/bridge/owned/{_BAD.sub('_', client_id) or '_'}"
+    """`{base}/bridge/owned/{client_id}`, the id made one topic level without two ids
+    ever sharing it: an id of `[A-Za-z0-9_-]` is used as is; any other id is sanitised
+    and gets `~` plus 8 hex digits of its SHA-256 (`gw.a` → `gw_a~…`, distinct from `gw_a`,
+    and `~` cannot occur in a clean id)."""
+    clean = _BAD.sub("_", client_id)
+    if clean and clean == client_id:
+        return f"{base_topic}/bridge/owned/{client_id}"
+    digest = hashlib.sha256(client_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{base_topic}/bridge/owned/{clean}~{digest}"
 
 
 def records_filter(base_topic: str) -> str:
@@ -139,7 +148,8 @@ def plan_cleanup(
 ) -> Cleanup:
     """What to clear, given this run's record and the records `found` (topic → record).
 
-    * nodes a previous identity announced that this run does not (same prefix and node),
+    * nodes a previous identity announced that neither this run nor any other record
+      claims (same prefix and node),
     * boards a previous identity drove that neither this run nor any other record claims,
     * records of previous identities other than this bridge's own topic (a renamed
       bridge's old record), which would otherwise be read again on every start.
@@ -149,12 +159,15 @@ def plan_cleanup(
     claimed = set(current.boards)
     for record in others.values():
         claimed |= set(record.boards)
-    owned_now = {(current.prefix, n) for n in current.nodes}
+    # Node ids are `{client_id}_{dev}` sanitised, which two gateways can share (`gw` with
+    # board `a_th`, `gw_a` with board `th`): a node another record claims is never cleared.
+    kept = {(current.prefix, n) for n in current.nodes}
+    kept |= {(r.prefix, n) for r in others.values() for n in r.nodes}
     nodes: dict[tuple[str, str], None] = {}
     boards: dict[str, None] = {}
     for record in previous.values():
         for node in record.nodes:
-            if (record.prefix, node) not in owned_now:
+            if (record.prefix, node) not in kept:
                 nodes[(record.prefix, node)] = None
         for dev in record.boards:
             if dev not in claimed:

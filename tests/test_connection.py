@@ -59,7 +59,7 @@ async def test_publishing_while_disconnected_coalesces_per_topic() -> None:
     conn.publish("t/dev/error", b"e1", coalesce=False)
     conn.publish("t/dev/error", b"e2", coalesce=False)
     assert conn.queue_depth == 3
-    assert [m.payload for m in conn._outbox.values()] == [b"3", b"e1", b"e2"]
+    assert [m.payload for _, m in conn._outbox.values()] == [b"3", b"e1", b"e2"]
 
 
 async def test_nagle_follows_the_publish_rate(mqtt_broker: Any, base_topic: str) -> None:
@@ -120,3 +120,29 @@ def test_refused_connections_are_described_from_the_connack_code() -> None:
     assert describe_broker_error(aiomqtt.MqttError("Operation timed out")) == (
         "Operation timed out"
     )
+
+
+async def test_fetch_retained_reads_more_topics_than_the_inbound_bound(
+    mqtt_broker: Any, base_topic: str
+) -> None:
+    """A retained sweep larger than the main connection's inbound queue bound
+    (`INBOUND_MESSAGE_LIMIT`) arrives whole: the helper connection has no bound."""
+    from bridge.mqtt.inbound import INBOUND_MESSAGE_LIMIT
+
+    count = 3 * INBOUND_MESSAGE_LIMIT
+    expected = {f"{base_topic}/r/{i}": f"v{i}".encode() for i in range(count)}
+    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as writer:
+        for topic, payload in expected.items():
+            await writer.publish(topic, payload, qos=0, retain=True)
+        await writer.publish(f"{base_topic}/r/done", b"1", qos=1, retain=True)
+    expected[f"{base_topic}/r/done"] = b"1"
+    settings = MqttSection(url=mqtt_broker.url, client_id=f"sweep-{base_topic}")
+    conn = MqttConnection(settings, f"{base_topic}/bridge/state", _noop, _noop)
+    try:
+        found = await conn.fetch_retained([f"{base_topic}/r/#"], limit_s=20.0)
+        assert found == expected
+    finally:
+        async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as writer:
+            for topic in expected:
+                await writer.publish(topic, b"", qos=0, retain=True)
+            await writer.publish(f"{base_topic}/r/done", b"", qos=1, retain=True)

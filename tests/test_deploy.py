@@ -102,6 +102,8 @@ def test_compose_file_content() -> None:
     assert context == REPO
     assert (context / bridge["build"]["dockerfile"]) == DOCKERFILE
     assert bridge["restart"] == "unless-stopped"
+    # The ownership record's `host` must survive a recreate (a `client_id` rename).
+    assert bridge["hostname"] == "conduyt-bridge"
     assert "/dev/ttyUSB0:/dev/ttyUSB0" in bridge["devices"]
     assert "dialout" in bridge["group_add"]
     assert "./config:/config:ro" in bridge["volumes"]

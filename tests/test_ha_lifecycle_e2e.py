@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Iterable
 from typing import Any
 
+import aiomqtt
+import pytest
 from bridge_harness import make_settings, running_bridge, wait_until
 from ha_schema import validate_message
 from mqtt_helpers import Broker, Received, Recorder, publish, retained_snapshot
 
 from bridge.config import Settings
+from bridge.mqtt.connection import MqttConnection
 
 MIGRATE = b'{"migrate_discovery":true}'
 TH = {"id": "th", "port": "sim://thermostat"}
@@ -288,3 +292,78 @@ async def test_numbers_advertise_exactly_what_is_accepted(
         assert error.json()["message"] == (
             "datastream 'setpoint' (FLOAT32): -1000000001 is out of range -1000000000..1000000000"
         )
+
+
+async def test_entities_dropped_while_down_get_removal_placeholders(
+    mqtt_broker: Broker, base_topic: str
+) -> None:
+    s = settings(mqtt_broker, base_topic, [TH])
+    prefix = s.homeassistant.discovery_prefix
+    node = f"{s.mqtt.client_id}_th"
+    topic = f"{prefix}/device/{node}/config"
+    clean = json.loads((await run_until_announced(mqtt_broker, s))[topic])
+    # What an earlier firmware on the port announced: one datastream more.
+    assert "ds_pressure_hpa" not in clean["cmps"]
+    extra = {"p": "sensor", "unique_id": f"{node}_ds_pressure_hpa", "name": "pressure"}
+    old = {**clean, "cmps": {**clean["cmps"], "ds_pressure_hpa": extra}}
+    await publish(mqtt_broker, topic, json.dumps(old), retain=True)
+
+    async with Recorder(mqtt_broker, topic) as rec:
+        await rec.wait_for(topic, lambda b: "ds_pressure_hpa" in json.loads(b)["cmps"])
+        mark = rec.mark()
+        async with running_bridge(s):
+            await rec.wait_for_after(mark, topic, lambda b: json.loads(b) == clean, timeout=10)
+            await settled(rec)
+        live = [(m.topic, json.loads(m.payload), m.retain) for m in rec.since(mark)]
+    # HA's documented removal of one component, then the clean config (retained last).
+    placeholder = {**clean, "cmps": {**clean["cmps"], "ds_pressure_hpa": {"p": "sensor"}}}
+    assert live == [(topic, placeholder, True), (topic, clean, True)]
+    assert json.loads((await retained_snapshot(mqtt_broker, topic))[topic]) == clean
+
+
+async def test_failed_read_of_old_configs_defers_the_announcement(
+    restartable_broker: Broker, base_topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = restartable_broker
+    components = settings(broker, base_topic, [TH], mode="components")
+    prefix = components.homeassistant.discovery_prefix
+    board_node = f"{components.mqtt.client_id}_th"
+    old = await run_until_announced(broker, components)
+    old_board = {t: p for t, p in old.items() if f"/{board_node}/" in t}
+    assert len(old_board) == 5
+
+    # The link drops while the board's old configs are read (the broker itself is real).
+    real = MqttConnection.fetch_retained
+    failed: list[list[str]] = []
+
+    async def read_fails_once(
+        self: MqttConnection, filters: Iterable[str], *args: Any, **kwargs: Any
+    ) -> dict[str, bytes]:
+        wanted = list(filters)
+        if not failed and any(f"/{board_node}/" in f for f in wanted):
+            failed.append(wanted)
+            raise aiomqtt.MqttError("Disconnected during message iteration")
+        return await real(self, wanted, *args, **kwargs)
+
+    monkeypatch.setattr(MqttConnection, "fetch_retained", read_fails_once)
+    device = settings(broker, base_topic, [TH], mode="device")
+    device_topic = f"{prefix}/device/{board_node}/config"
+    async with Recorder(broker, f"{prefix}/#", reconnect=True) as rec:
+        await wait_until(lambda: len(rec.messages()) >= len(old))
+        mark = rec.mark()
+        async with running_bridge(device):
+            await wait_until(lambda: bool(failed), timeout_s=10)
+            await rec.wait_for_after(
+                mark, f"{prefix}/device/{components.mqtt.client_id}_bridge/config", timeout=10
+            )
+            await settled(rec)
+            # Nothing for the board: announcing it now would skip the hand-over.
+            assert sequence(rec.since(mark), board_node) == []
+            await broker.arestart()
+            for topic in old_board:
+                await rec.wait_for_after(mark, topic, timeout=20, payload=b"")
+            await settled(rec)
+        live = rec.since(mark)
+    check_handover(live, board_node, old_board, {device_topic})
+    after = await retained_snapshot(broker, f"{prefix}/#")
+    assert {t for t in after if f"/{board_node}/" in t} == {device_topic}

@@ -3,6 +3,7 @@ and which earlier runs' topics a starting bridge clears (and which it never touc
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -29,8 +30,25 @@ OWN = record_topic("conduyt", "gw1")
 
 def test_topics() -> None:
     assert OWN == "conduyt/bridge/owned/gw1"
-    assert record_topic("c", "a/b+#") == "c/bridge/owned/a_b__"
+    assert record_topic("c", "a/b+#") == "c/bridge/owned/a_b__~" + sha8("a/b+#")
     assert records_filter("conduyt") == "conduyt/bridge/owned/+"
+
+
+def sha8(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def test_client_ids_that_sanitise_alike_get_their_own_record() -> None:
+    # A clean id keeps its topic (records already on the broker stay where they are) ...
+    assert record_topic("c", "gw_a") == "c/bridge/owned/gw_a"
+    assert record_topic("c", "conduyt-bridge") == "c/bridge/owned/conduyt-bridge"
+    # ... and an id that needed sanitising can no longer land on it.
+    assert record_topic("c", "gw.a") == f"c/bridge/owned/gw_a~{sha8('gw.a')}"
+    assert record_topic("c", "gw a") == f"c/bridge/owned/gw_a~{sha8('gw a')}"
+    assert record_topic("c", "") == f"c/bridge/owned/~{sha8('')}"
+    topics = {record_topic("c", cid) for cid in ("gw_a", "gw.a", "gw a", "gw/a", "gw+a", "")}
+    assert len(topics) == 6
+    assert all(t.count("/") == 3 and not set(t) & set("+#") for t in topics)
 
 
 def test_encode_is_the_documented_record() -> None:
@@ -90,6 +108,27 @@ def test_a_board_another_record_claims_is_not_cleared() -> None:
     plan = plan_cleanup(now, {OWN: ME, "conduyt/bridge/owned/gw2": other}, OWN)
     # The HA node was this bridge's (its client id is in it); the board's topics are shared.
     assert plan == Cleanup(nodes=(("homeassistant", "gw1_kt"),), boards=())
+
+
+def test_a_node_id_another_gateway_claims_is_not_cleared() -> None:
+    # `gw` drove board `a_th`, `gw_a` (another host, live) drives `th`: both node ids are
+    # `gw_a_th`. `gw` dropping its board must not empty the other gateway's HA device.
+    before = OwnershipRecord(
+        "gw", "hostA", "homeassistant", {"a_th": "/dev/ttyUSB0"}, ("gw_bridge", "gw_a_th")
+    )
+    now = OwnershipRecord("gw", "hostA", "homeassistant", {}, ("gw_bridge",))
+    other = OwnershipRecord(
+        "gw_a", "hostB", "homeassistant", {"th": "/dev/ttyUSB0"}, ("gw_a_bridge", "gw_a_th")
+    )
+    own = record_topic("conduyt", "gw")
+    found = {own: before, record_topic("conduyt", "gw_a"): other}
+    assert plan_cleanup(now, found, own) == Cleanup(nodes=(), boards=("a_th",))
+    # The same node under another prefix is not the other gateway's: it is cleared.
+    elsewhere = OwnershipRecord("gw_a", "hostB", "ha2", dict(other.boards), other.nodes)
+    found = {own: before, record_topic("conduyt", "gw_a"): elsewhere}
+    assert plan_cleanup(now, found, own) == Cleanup(
+        nodes=(("homeassistant", "gw_a_th"),), boards=("a_th",)
+    )
 
 
 def test_a_renamed_bridge_takes_back_its_old_identity() -> None:

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.device.serial_text import LineRateLimiter, boot_banner
-from bridge.protocol.framing import CobsDeframer, FrameError, TextLine, cobs_frame
+from bridge.protocol.framing import (
+    MIN_PRINTABLE_PERCENT,
+    CobsDeframer,
+    FrameError,
+    TextLine,
+    cobs_frame,
+)
 from bridge.protocol.packet import Packet
 
 EVENT = Packet(0xD1, 0, b"\x00\x00\x00\xac\x41")
@@ -47,6 +53,60 @@ def test_binary_noise_is_not_text() -> None:
     noise = b"\xff\xfe\x01\x1b[2J\x90\n" * 3
     assert d.feed_stream(noise + FRAME) == [EVENT]
     assert (d.stats.text_lines, d.stats.noise_bytes) == (0, len(noise))
+
+
+def test_ansi_colour_lines_are_text_without_their_escape_sequences() -> None:
+    """ESP-IDF logs in colour by default: `ESC [0;32m` ... `ESC [0m`."""
+    d = CobsDeframer()
+    line = b"\x1b[0;32mI (1234) wifi: connected, rssi=-61\x1b[0m\r\n"
+    assert d.feed_stream(line) == [TextLine("I (1234) wifi: connected, rssi=-61")]
+    assert d.feed_stream(b"\x1b[2K\x1b[1;31mE (99) x\x1b[0m\n" + FRAME) == [
+        TextLine("E (99) x"),
+        EVENT,
+    ]
+    assert (d.stats.text_lines, d.stats.noise_bytes, d.stats.dropped) == (2, 0, 0)
+
+
+def test_a_line_with_a_corrupted_byte_is_text_with_a_replacement_character() -> None:
+    d = CobsDeframer()
+    line = b"temperature = 21.\xf55 C\r\n"
+    assert d.feed_stream(line + FRAME) == [TextLine("temperature = 21.\ufffd5 C"), EVENT]
+    assert (d.stats.text_bytes, d.stats.noise_bytes, d.stats.dropped) == (len(line), 0, 0)
+    # The same bytes arriving with the frame in one read, and split byte by byte, agree.
+    d = CobsDeframer()
+    stream = line + FRAME
+    out = [item for i in range(len(stream)) for item in d.feed_stream(stream[i : i + 1])]
+    assert out == [TextLine("temperature = 21.\ufffd5 C"), EVENT]
+
+
+def test_the_printable_share_decides_between_text_and_noise() -> None:
+    """`MIN_PRINTABLE_PERCENT`: 90 % of the bytes (LF, escape sequences not counted)."""
+    assert MIN_PRINTABLE_PERCENT == 90
+    d = CobsDeframer()
+    nine_of_ten = b"abcdefghi\x01\n"  # text; the control character is shown as U+FFFD
+    eight_of_ten = b"abcdefgh\x01\xff\n"  # noise
+    assert d.feed_stream(nine_of_ten + eight_of_ten + FRAME) == [
+        TextLine("abcdefghi\ufffd"),
+        EVENT,
+    ]
+    assert d.stats.noise_bytes == len(eight_of_ten)
+    # Without an LF (a fragment in front of a frame) only fully printable text counts.
+    d = CobsDeframer()
+    assert d.feed_stream(b"abcdefghijklmnopqrs\xff" + FRAME) == [EVENT]
+    assert (d.stats.text_lines, d.stats.noise_bytes) == (0, 20)
+
+
+def test_a_mostly_printable_run_never_hides_a_frame() -> None:
+    """A frame printed into the middle of a line: `43 44 02` is never text."""
+    packet = Packet(0xD1, 0, b"\n" + b"\x01" * 40)  # an LF early in the frame
+    stream = b"x" * 60 + cobs_frame(packet.encode()) + b"tail\n"
+    expected = [packet, TextLine("x" * 60 + "tail")]
+    assert CobsDeframer().feed_stream(stream) == expected
+    d = CobsDeframer()
+    assert [item for i in range(len(stream)) for item in d.feed_stream(stream[i : i + 1])] == (
+        expected
+    )
+    assert (d.stats.noise_bytes, d.stats.dropped) == (0, 0)
 
 
 def test_noise_ends_a_text_fragment() -> None:
@@ -127,3 +187,39 @@ def test_simulator_prints_lines_between_frames() -> None:
     out = d.feed_stream(wire)
     assert out[:2] == [TextLine("debug: one"), TextLine("debug: two")]
     assert all(isinstance(item, Packet) for item in out[2:]) and len(out) > 2
+
+
+segments = st.lists(
+    st.one_of(
+        st.binary(max_size=30).map(lambda b: b.replace(b"\x00", b"")),
+        st.text(max_size=30).map(lambda t: t.replace("\x00", "").encode()),
+        st.sampled_from([b"\n", b"\r\n", b"\x1b[0;32m", b"\x1b[0m", b"\xf5", b"CD", FRAME]),
+    ),
+    max_size=20,
+)
+
+
+@given(segments, st.lists(st.integers(1, 40), min_size=1, max_size=8))
+def test_text_noise_and_frames_do_not_depend_on_chunking(
+    parts: list[bytes], sizes: list[int]
+) -> None:
+    """Mixed text, escape sequences, bad bytes, long runs and frames: fed whole or in any
+    chunks, the same items come out and the same bytes count as noise."""
+    stream = b"".join(parts) + b"\n\x00"
+    whole = CobsDeframer(max_line=8)
+    expected = whole.feed_stream(stream)
+    d = CobsDeframer(max_line=8)
+    out = []
+    pos = i = 0
+    while pos < len(stream):
+        size = sizes[i % len(sizes)]
+        out += d.feed_stream(stream[pos : pos + size])
+        pos += size
+        i += 1
+    assert [x for x in out if not isinstance(x, FrameError)] == [
+        x for x in expected if not isinstance(x, FrameError)
+    ]
+    assert (d.stats.noise_bytes, d.stats.text_bytes) == (
+        whole.stats.noise_bytes,
+        whole.stats.text_bytes,
+    )

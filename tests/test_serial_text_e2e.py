@@ -150,3 +150,31 @@ async def test_reset_with_binary_boot_noise_is_still_a_reboot(
             assert bridge.sessions[DEV].stats.reboots_suspected == 1
             assert rec.messages(f"{p}/log") == []
     assert reboot_lines(events) == ["20 bytes of non-text noise on the line"]
+
+
+async def test_colour_codes_and_a_corrupted_byte_are_text_not_a_reboot(
+    mqtt_broker: Broker, base_topic: str, pty_board: PtyBoard
+) -> None:
+    """ESP-IDF colours its log lines (`ESC [0;32m`); a byte can be corrupted on the wire.
+    Both are text on `{dev}/log`, never reboot evidence (`docs/serial-text.md`)."""
+    p = f"{base_topic}/{DEV}"
+    board = pty_board.board
+    colour = b"\x1b[0;32mI (1234) app: heater duty 40 %\x1b[0m\r\n"
+    corrupted = b"temperature = 21.\xf55 C\r\n"
+    with structlog.testing.capture_logs() as events:
+        async with bridge_online(mqtt_broker, base_topic, pty_board) as (rec, bridge):
+            before = resets(board)
+            board.faults.garbage = colour * 3 + corrupted
+            await wait_until(lambda: not board.faults.garbage)
+            await wait_until(lambda: len(rec.messages(f"{p}/log")) >= 4)
+            await asyncio.sleep(1.2)
+            assert [m.payload for m in rec.messages(f"{p}/log")] == [
+                b"I (1234) app: heater duty 40 %",
+                b"I (1234) app: heater duty 40 %",
+                b"I (1234) app: heater duty 40 %",
+                "temperature = 21.\ufffd5 C".encode(),
+            ]
+            assert resets(board) == before
+            session = bridge.sessions[DEV]
+            assert (session.stats.reboots_suspected, session.stats.text_lines) == (0, 4)
+    assert reboot_lines(events) == []

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.config import DeviceConfig
 from bridge.device.session import DeviceSession
-from bridge.device.transports import SimTransport
+from bridge.device.transports import SerialTransport, SimTransport
 from bridge.errors import DeviceTimeoutError, DisconnectedError, NakError
 from bridge.protocol.constants import PacketType
 from bridge.protocol.framing import TextLine
@@ -123,3 +123,40 @@ async def test_request_while_offline_is_refused_at_once() -> None:
     session = DeviceSession(config, SimTransport("uno"), Observer())
     with pytest.raises(DisconnectedError, match="x is offline"):
         await session.request(PacketType.PING)
+
+
+async def _count_connects(delay_s: float, *, server_down: bool) -> tuple[int, float]:
+    """Connect attempts a listening socket sees while a `socket://` session waits out a
+    backoff of `delay_s`, and how long the wait took (seconds)."""
+    accepted = 0
+
+    async def on_connect(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"socket://127.0.0.1:{port}"
+    session = DeviceSession(DeviceConfig(id="n", port=url), SerialTransport(url), Observer())
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with server:
+        await session._wait_before_reopen(delay_s, server_down=server_down)
+        took = loop.time() - start
+        await asyncio.sleep(0.1)  # let a pending accept callback run
+    return accepted, took
+
+
+async def test_no_probe_while_the_server_is_up() -> None:
+    """`docs/network-serial.md`: after an open the server took, the wait is a plain sleep;
+    a probe would make a raw TCP server open, and maybe reset, the board once more."""
+    accepted, took = await _count_connects(2.6, server_down=False)
+    assert accepted == 0
+    assert took >= 2.6
+
+
+async def test_a_probe_ends_the_wait_once_a_refusing_server_is_back() -> None:
+    accepted, took = await _count_connects(6.0, server_down=True)
+    assert accepted == 1
+    assert 2.0 <= took < 3.5

@@ -9,11 +9,11 @@ seq 0 makes the oldest pending command be sent again. A keepalive PING declares 
 lost after N unanswered tries. The link is reopened forever with capped exponential
 backoff. For a network serial server (`socket://`, `rfc2217://`) the backoff is watched by
 a bare TCP connect probe every `NETWORK_PROBE_INTERVAL_S` while the server is unreachable
-(the open was refused, or a probe failed), and the first probe that connects after that
-ends the wait: a server back after a long outage is noticed within seconds, not at the end
-of a backoff grown to `reconnect_max_s`. A server that is reachable is probed no further
-in that wait, so a board that does not answer behind a working server keeps its backoff
-(`docs/network-serial.md`).
+(the open was refused), and the first probe that connects ends the wait: a server back
+after a long outage is noticed within seconds, not at the end of a backoff grown to
+`reconnect_max_s`. A wait after an open the server took (the board did not answer, or the
+link was lost) is a plain sleep with no probe, so a board behind a working server is not
+reset by probes (`docs/network-serial.md`).
 
 Reboots behind an open port (reset button, watchdog, brown-out) leave no protocol trace:
 the firmware sends nothing on boot and keeps no state to ask for. The evidence used, named
@@ -62,7 +62,8 @@ REBOOT_CHECK_INTERVAL_S = 10.0
 
 BOOT_NOISE_BYTES = 16
 """Bytes of non-protocol, non-text noise in one read that suggest a reset (bootloader
-output, or a boot ROM printing at another baud rate); printable text lines never count."""
+output, or a boot ROM printing at another baud rate). Text lines never count, nor do the
+few bad bytes of a mostly printable line or ANSI colour codes (`docs/serial-text.md`)."""
 
 HELLO_ATTEMPTS = 6
 """HELLO tries per opened link before it is closed and reopened (§3.5: boards that reset
@@ -304,15 +305,15 @@ class DeviceSession:
         """Sleep `delay_s` before reopening, or less if a network server comes back.
 
         `server_down`: the open just failed because the server did not take the
-        connection. Only `socket://` and `rfc2217://` ports are probed: a local device has
-        no cheap reachability test. Probing stops once the server is seen reachable
-        without having been down, because each probe opens (and may reset) the device
-        behind a raw TCP server.
+        connection. Only then is the server probed, and only for `socket://` and
+        `rfc2217://` ports (a local device has no cheap reachability test). A server that
+        took the connection is not probed at all: with raw TCP each probe makes the server
+        open (and may reset) the device behind it.
         """
         address = (
             self.transport.network_address if isinstance(self.transport, SerialTransport) else None
         )
-        if address is None:
+        if address is None or not server_down:
             await asyncio.sleep(delay_s)
             return
         deadline = time.monotonic() + delay_s
@@ -321,18 +322,13 @@ class DeviceSession:
                 await asyncio.sleep(remaining)
                 return
             await asyncio.sleep(NETWORK_PROBE_INTERVAL_S)
-            reachable = await tcp_reachable(*address, timeout_s=NETWORK_PROBE_TIMEOUT_S)
-            if reachable and server_down:
+            if await tcp_reachable(*address, timeout_s=NETWORK_PROBE_TIMEOUT_S):
                 self.log.info(
                     "network serial server reachable again",
                     port=self.transport.description,
                     backoff_cut_s=round(deadline - time.monotonic(), 1),
                 )
                 return
-            if reachable:
-                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-                return
-            server_down = True
 
     def _note_error(self, message: str) -> None:
         self.last_error = message

@@ -11,6 +11,7 @@ broker is reachable, so the boards' read loops never wait on the broker.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import logging
@@ -110,7 +111,9 @@ class MqttConnection:
         self._on_connect = on_connect
         self._filters: dict[str, int] = {}
         self._resend_retained: set[str] = set()
-        self._outbox: dict[object, OutMessage] = {}
+        self._outbox: dict[object, tuple[int, OutMessage]] = {}
+        """Messages waiting to go out, by coalescing key, with their publish sequence
+        number; always in ascending sequence order (`_requeue` keeps it so)."""
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
         self._connected = asyncio.Event()
@@ -124,7 +127,8 @@ class MqttConnection:
         self._last_publish = self._rate_since
         self._nodelay = True
         self._latest: dict[str, OutMessage] = {}
-        """Newest QoS>0 message per coalesced topic (one entry per topic: bounded)."""
+        """Newest coalesced message per topic that ever had a QoS>0 one (one entry per
+        topic: bounded)."""
         self._sending: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.published = 0
@@ -174,9 +178,11 @@ class MqttConnection:
         replaces one still waiting in the outbox (state topics: the latest value wins)."""
         self._count_rate()
         data = payload.encode() if isinstance(payload, str) else payload
-        key: object = topic if coalesce else ("seq", next(self._counter))
+        seq = next(self._counter)
+        key: object = topic if coalesce else ("seq", seq)
         msg = OutMessage(topic, data, qos, retain, properties)
-        if coalesce and qos > 0:
+        if coalesce and (qos > 0 or topic in self._latest):
+            # A QoS 0 message supersedes a failed QoS 1 one for the same topic too.
             self._latest[topic] = msg
         client = self._client
         if client is not None and self._connected.is_set() and key not in self._outbox:
@@ -184,11 +190,11 @@ class MqttConnection:
                 if self._publish_qos0(client, msg):
                     return
             elif self._in_flight < PUBLISH_WINDOW:
-                self._start_send(client, key, msg)
+                self._start_send(client, key, seq, msg)
                 return
         if coalesce and key in self._outbox:
             del self._outbox[key]  # re-insert at the end: keeps per-topic order with others
-        self._outbox[key] = msg
+        self._outbox[key] = (seq, msg)
         if len(self._outbox) > OUTBOX_LIMIT:
             oldest = next(iter(self._outbox))
             del self._outbox[oldest]
@@ -233,13 +239,13 @@ class MqttConnection:
         self.published += 1
         return True
 
-    def _start_send(self, client: aiomqtt.Client, key: object, msg: OutMessage) -> None:
+    def _start_send(self, client: aiomqtt.Client, key: object, seq: int, msg: OutMessage) -> None:
         self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._send(client, key, msg))
+        task = asyncio.get_running_loop().create_task(self._send(client, key, seq, msg))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, client: aiomqtt.Client, key: object, msg: OutMessage) -> None:
+    async def _send(self, client: aiomqtt.Client, key: object, seq: int, msg: OutMessage) -> None:
         try:
             await client.publish(
                 msg.topic,
@@ -255,11 +261,26 @@ class MqttConnection:
             # message for the same topic exists: waiting, or already sent meanwhile.
             newest = self._latest.get(key) if isinstance(key, str) else msg
             if newest is msg and key not in self._outbox:
-                self._outbox[key] = msg
+                self._requeue(key, seq, msg)
         finally:
             self._in_flight -= 1
             if self._outbox:
                 self._wakeup.set()
+
+    def _requeue(self, key: object, seq: int, msg: OutMessage) -> None:
+        """Put a failed message back into the outbox at its place in publish order.
+
+        Appending it would put it behind messages published after it, and a link that
+        drops during a burst (a discovery hand-over: removals, then new configs) would then
+        reorder messages for the same topic: the older one would arrive last and win.
+        """
+        if not self._outbox or next(reversed(self._outbox.values()))[0] < seq:
+            self._outbox[key] = (seq, msg)
+            return
+        items = list(self._outbox.items())
+        at = bisect.bisect_left(items, seq, key=lambda item: item[1][0])
+        items.insert(at, (key, (seq, msg)))
+        self._outbox = dict(items)
 
     async def subscribe(
         self, filters: Iterable[str], qos: int = 1, *, resend_retained: bool = False
@@ -297,7 +318,8 @@ class MqttConnection:
         connection so the main session's subscriptions stay untouched.
 
         A broker sends retained messages in one burst after the SUBACK; reading stops once
-        nothing arrived for `quiet_s` seconds, or after `limit_s` in all.
+        nothing arrived for `quiet_s` seconds, or after `limit_s` in all. The helper's
+        incoming queue has no bound (`make_client`), so a burst of any size is read whole.
         Raises aiomqtt.MqttError.
         """
         wanted = list(filters)
@@ -454,14 +476,15 @@ class MqttConnection:
                 await self._wakeup.wait()
                 continue
             key = next(iter(self._outbox))
-            msg = self._outbox[key]
+            seq, msg = self._outbox[key]
             if msg.qos == 0:
                 if not self._publish_qos0(client, msg):
                     await asyncio.sleep(QOS0_BACKOFF_S)  # paho's queue is full: let it drain
                     continue
                 del self._outbox[key]
             elif self._in_flight < PUBLISH_WINDOW:
-                self._start_send(client, key, self._outbox.pop(key))
+                del self._outbox[key]
+                self._start_send(client, key, seq, msg)
             else:
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -508,8 +531,13 @@ class MqttConnection:
             keepalive=s.keepalive_s,
             timeout=PUBLISH_TIMEOUT_S,
             max_queued_outgoing_messages=OUTBOX_LIMIT,
-            queue_type=inbound_queue_type(
-                self.inbound if persistent else InboundStats(), *self._inbound_limits
+            queue_type=(
+                inbound_queue_type(self.inbound, *self._inbound_limits)
+                if persistent
+                # A helper only reads the retained messages of the filters it asked for
+                # (`fetch_retained`), drains them as they come and closes after a few
+                # seconds; a bound would silently cut a large sweep or replay short.
+                else inbound_queue_type(InboundStats(), 0, None)
             ),
             **kwargs,
         )

@@ -138,12 +138,14 @@ def _size(message: aiomqtt.Message) -> int:
 def inbound_queue_type(
     stats: InboundStats,
     max_messages: int = INBOUND_MESSAGE_LIMIT,
-    max_bytes: int = INBOUND_BYTES_LIMIT,
+    max_bytes: int | None = INBOUND_BYTES_LIMIT,
 ) -> type[asyncio.Queue[aiomqtt.Message]]:
     """The queue class to pass as `queue_type` to `aiomqtt.Client`, counting into `stats`.
 
     aiomqtt constructs it with its own `maxsize` (0, unbounded, unless
-    `max_queued_incoming_messages` is given); `max_messages` replaces that.
+    `max_queued_incoming_messages` is given); `max_messages` replaces that, and 0 means
+    no bound on the count (as for `asyncio.Queue`). `max_bytes=None` means no bound on
+    the payload bytes.
     """
 
     class InboundQueue(asyncio.Queue[aiomqtt.Message]):
@@ -153,7 +155,9 @@ def inbound_queue_type(
 
         def put_nowait(self, item: aiomqtt.Message) -> None:
             size = _size(item)
-            over_bytes = self.qsize() > 0 and stats.queued_bytes + size > max_bytes
+            over_bytes = (
+                max_bytes is not None and self.qsize() > 0 and stats.queued_bytes + size > max_bytes
+            )
             if self.full() or over_bytes:
                 stats.note_drop(size)
                 return

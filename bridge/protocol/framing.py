@@ -7,17 +7,23 @@ every dropped frame by reason, and resynchronise after garbage (e.g. a sketch's
 
 Text between frames (COBS links only): the serial line is shared with the sketch's own
 `Serial.println`, so `CobsDeframer.feed_stream` also yields each printable line it finds
-between frames as a `TextLine`. A line is text when it is valid UTF-8 without control
-characters other than tab and CR, ends with LF (or reaches `max_line` bytes), and cannot
-be the start of a frame: every encoded packet begins with a code byte then `43 44 02`
-(magic, version), and `02` is not text, so only an LF directly followed by `CD` is held
-back (it may be a COBS code byte). Lines are emitted as soon as their LF arrives, without
-waiting for the next frame. Everything else that is not a packet is noise. The rule is
-described in `docs/serial-text.md`.
+between frames as a `TextLine`. The bytes up to an LF are a line; ANSI CSI escape
+sequences (`ESC [` parameters, final byte `@`..`~`, e.g. the colours ESP-IDF logs in) are
+removed first. A byte is printable unless it is part of an invalid UTF-8 sequence or a
+control character other than tab and CR. The line is text when all its bytes are
+printable, or when it ends with LF and at least 90 % of its bytes (`MIN_PRINTABLE_PERCENT`,
+LF excluded) are: a line with a few corrupted bytes is still the sketch's text, published
+with U+FFFD for each bad byte. A line containing `43 44 02` is never text: every encoded
+packet begins with a code byte then `43 44 02` (magic, version), so text can never hide a
+frame; an LF directly followed by `CD` is held back (it may be a COBS code byte). Runs
+without LF come out in `max_line` pieces when fully printable. Lines are emitted as soon as
+their LF arrives, without waiting for the next frame. Everything else that is not a packet
+is noise. The rule is described in `docs/serial-text.md`.
 """
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -41,6 +47,24 @@ DEFAULT_MAX_PAYLOAD = 2048
 
 DEFAULT_MAX_LINE = 256
 """Longest text line a COBS deframer yields, bytes of UTF-8; longer lines come in pieces."""
+
+MIN_PRINTABLE_PERCENT = 90
+"""Least share of printable bytes (percent, escape sequences and LF not counted) that makes
+an LF-terminated line with some bad bytes text rather than noise."""
+
+_CSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
+"""An ANSI (ECMA-48) control sequence: `ESC [`, parameter bytes, intermediate bytes, final
+byte."""
+
+_FRAME_START = b"CD\x02"
+"""What follows the code byte of every COBS-encoded packet: the magic and version."""
+
+_UNPRINTABLE = re.compile("[\x00-\x08\n\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udcff]")
+"""Characters of a line decoded with `surrogateescape` that are not printable text: control
+characters other than tab and CR, and the lone surrogates that stand for invalid bytes."""
+
+_CONTROL = re.compile("[\x00-\x08\n\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters a published line shows as U+FFFD, like the invalid bytes."""
 
 
 class FrameErrorReason(StrEnum):
@@ -204,16 +228,22 @@ class _Base:
         out.append(FrameError(reason, detail, bytes(raw[:64])))
 
 
-def _text_of(raw: bytes | bytearray) -> str | None:
-    """`raw` decoded as a printable UTF-8 text line (tab, CR, LF allowed), else None."""
-    try:
-        text = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
+def _line_text(raw: bytes | bytearray) -> bytes | None:
+    """`raw` (bytes up to and including an LF, or a run without one) with its escape
+    sequences removed if it is text by the module docstring's rule, else None."""
+    if _FRAME_START in raw:
         return None
-    for char in text:
-        if (char < " " and char not in "\t\r\n") or "\x7f" <= char <= "\x9f":
-            return None
-    return text
+    clean = _CSI.sub(b"", bytes(raw))
+    body = clean[:-1] if clean.endswith(b"\n") else clean
+    bad = 0
+    for match in _UNPRINTABLE.finditer(body.decode("utf-8", errors="surrogateescape")):
+        # C1 controls take two bytes in UTF-8; a surrogate stands for one raw byte.
+        bad += 1 if match.group() >= "\udc80" else len(match.group().encode())
+    if bad == 0:
+        return clean
+    if clean.endswith(b"\n") and 100 * (len(body) - bad) >= MIN_PRINTABLE_PERCENT * len(body):
+        return clean
+    return None
 
 
 def _utf8_cut(raw: bytes | bytearray, size: int) -> int:
@@ -305,33 +335,82 @@ class CobsDeframer(_Base):
     def _pop_text(self, out: list[StreamItem]) -> None:
         """Take complete text lines off the front of the undelimited buffer at once, so a
         line is published when its LF arrives, not when the next frame ends."""
-        buf = self._buf
-        while buf:
-            nl = buf.find(b"\n")
-            if nl >= 0:
-                after = bytes(buf[nl + 1 : nl + 3])
-                if after and b"CD".startswith(after):
-                    return  # this LF may be the code byte of a frame: decide at the delimiter
-                cut = nl + 1
-            else:
-                # No LF yet: only a run too long for one line is taken (in pieces). A frame
-                # starting inside the piece would have its `02` within 3 bytes after it.
-                if len(buf) < self.max_line + 3:
-                    return
-                cut = _utf8_cut(buf, self.max_line)
-                if 0x02 in buf[cut : cut + 3]:
-                    return
-            if _text_of(buf[:cut]) is None:
-                return  # noise or a frame: left for the delimiter
-            piece = bytes(buf[:cut])
-            del buf[:cut]
-            self._take_text(out, piece)
+        self._sort(out, self._buf, final=False)
 
-    def _take_text(self, out: list[StreamItem], raw: bytes) -> None:
+    def _absorb(self, out: list[StreamItem], raw: bytes) -> int:
+        """Sort non-packet bytes into text lines and noise; returns the noise byte count."""
+        return self._sort(out, bytearray(raw), final=True)
+
+    def _sort(self, out: list[StreamItem], buf: bytearray, *, final: bool) -> int:
+        """Take text lines (and, if `final`, noise) off the front of `buf`; returns the
+        noise byte count. Not `final`: more bytes may follow, so it stops at the first
+        line it cannot decide yet (left for the frame's delimiter)."""
+        noise = 0
+        while buf:
+            step = self._next_cut(buf, final=final)
+            if step is None:
+                return noise
+            cut, clean = step
+            segment = bytes(buf[:cut])
+            del buf[:cut]
+            if clean is not None:
+                self._take_text(out, segment, clean)
+                continue
+            noise += len(segment)
+            self.stats.garbage_bytes += len(segment)
+            if self._line:
+                # Noise ends a text fragment: publish what was printed so far.
+                self._emit_line(out, self._line.rstrip(b"\r"), complete=False)
+                self._line.clear()
+        return noise
+
+    def _next_cut(self, buf: bytes | bytearray, *, final: bool) -> tuple[int, bytes | None] | None:
+        """Length of the next segment of `buf` and its text (None: noise, only if `final`),
+        or None if it cannot be decided before more bytes arrive. A decision depends only
+        on the bytes it covers plus a short look-ahead, so both modes cut and judge the
+        same segments and the result does not depend on how reads are chunked."""
+        reach = self.max_line + 3
+        nl = buf.find(b"\n", 0, reach)
+        if nl < 0 and len(buf) >= reach:
+            # A run too long for one line is taken in pieces when fully printable. A frame
+            # starting inside the piece would have its `02` within 3 bytes after it.
+            cut = _utf8_cut(buf, self.max_line)
+            if 0x02 not in buf[cut:reach]:
+                clean = _line_text(buf[:cut])
+                if clean is not None:
+                    return cut, clean
+            nl = buf.find(b"\n", reach)
+        if nl >= 0:
+            after = bytes(buf[nl + 1 : nl + 3])
+            if not final and after and b"CD".startswith(after):
+                return None  # this LF may be the code byte of a frame
+            cut = nl + 1
+        elif final:
+            cut = len(buf)
+        else:
+            return None
+        clean = _line_text(buf[:cut])
+        if clean is None and not final:
+            return None  # noise or a frame: left for the delimiter
+        return cut, clean
+
+    def _text_prefix(self, frame: bytes) -> int:
+        """Bytes at the front of `frame` that `_pop_text` takes as text when they arrive
+        before the delimiter."""
+        pos = 0
+        while pos < len(frame):
+            step = self._next_cut(frame[pos:], final=False)
+            if step is None:
+                break
+            pos += step[0]
+        return pos
+
+    def _take_text(self, out: list[StreamItem], raw: bytes, clean: bytes) -> None:
+        """Count the wire bytes `raw` as text and add their text `clean` to the line."""
         self.stats.garbage_bytes += len(raw)
         self.stats.text_bytes += len(raw)
         line = self._line
-        line += raw
+        line += clean
         while line:
             nl = line.find(b"\n")
             body_end = nl - 1 if nl > 0 and line[nl - 1] == 0x0D else nl
@@ -348,27 +427,8 @@ class CobsDeframer(_Base):
 
     def _emit_line(self, out: list[StreamItem], raw: bytes | bytearray, *, complete: bool) -> None:
         self.stats.text_lines += 1
-        out.append(TextLine(bytes(raw).decode("utf-8", errors="replace"), complete))
-
-    def _absorb(self, out: list[StreamItem], raw: bytes) -> int:
-        """Sort non-packet bytes into text lines and noise; returns the noise byte count."""
-        noise = 0
-        pos = 0
-        while pos < len(raw):
-            nl = raw.find(b"\n", pos)
-            end = len(raw) if nl < 0 else nl + 1
-            segment = raw[pos:end]
-            pos = end
-            if _text_of(segment) is not None:
-                self._take_text(out, segment)
-                continue
-            noise += len(segment)
-            self.stats.garbage_bytes += len(segment)
-            if self._line:
-                # Noise ends a text fragment: publish what was printed so far.
-                self._emit_line(out, self._line.rstrip(b"\r"), complete=False)
-                self._line.clear()
-        return noise
+        text = bytes(raw).decode("utf-8", errors="replace")
+        out.append(TextLine(_CONTROL.sub("\ufffd", text), complete))
 
     def _decode(self, frame: bytes, out: list[StreamItem]) -> None:
         try:
@@ -388,11 +448,27 @@ class CobsDeframer(_Base):
                 self.stats.packets += 1
                 out.append(packet)
                 return
+            # Report the frame as if its leading text had come in an earlier read (then
+            # `_pop_text` takes it off first), so chunking never changes what is counted.
+            skip = self._text_prefix(frame)
             if self._absorb(out, frame):
-                self._drop(out, _classify(first), str(first) or "COBS decode failed", frame)
+                rest = frame[skip:]
+                error = self._error_of(rest, first) if skip else first
+                self._drop(out, _classify(error), str(error) or "COBS decode failed", rest)
+            elif skip == len(frame):
+                self.stats.empty_frames += 1
             return
         self.stats.packets += 1
         out.append(packet)
+
+    def _error_of(self, frame: bytes, fallback: Exception) -> Exception:
+        """Why `frame` does not decode (`fallback` if it does: resync would have found
+        that packet, so it is not expected)."""
+        try:
+            self._decode_at(frame, 0)
+        except (cobs.DecodeError, ProtocolError) as exc:
+            return exc
+        return fallback
 
     def _decode_at(self, frame: bytes, offset: int) -> Packet:
         raw = cobs.decode(frame[offset:] if offset else frame)
