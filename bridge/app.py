@@ -297,8 +297,11 @@ class Bridge:
                     for name, job in jobs
                 ]
                 await self._stopped.wait()
-                # Boards first (their links close with them, nothing reconnects), then the
-                # `offline` states while the broker link is still up, then the rest.
+                # Listeners first, so no board connects during the shutdown; then boards
+                # (their links close with them, nothing reconnects), then the `offline`
+                # states while the broker link is still up, then the rest.
+                for listener in self.listeners.values():
+                    await listener.close()
                 for task in board_tasks:
                     task.cancel()
                 await asyncio.wait(board_tasks, timeout=SHUTDOWN_HOOK_S)

@@ -763,6 +763,27 @@ class Settings(BaseSettings):
                         f"on the same listen port",
                     )
                 )
+                continue
+            # A configured mcu_id matches every board whose id starts with it, so a prefix
+            # of another device's mcu_id would claim that device's board too.
+            shorter = next(
+                (
+                    (other_id, other)
+                    for other_id, other in mcu_ids.items()
+                    if other != index
+                    and (device.mcu_id.startswith(other_id) or other_id.startswith(device.mcu_id))
+                ),
+                None,
+            )
+            if shorter is not None:
+                other_id, other = shorter
+                problems.append(
+                    (
+                        ("devices", index, "mcu_id"),
+                        f"mcu_id {device.mcu_id!r} and {other_id!r} of devices[{other}] on the "
+                        "same listen port are ambiguous: one is a prefix of the other",
+                    )
+                )
         return problems
 
 

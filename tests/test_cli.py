@@ -64,6 +64,21 @@ def test_bad_config_exits_2_with_file_key_and_reason(tmp_path: Path) -> None:
     assert "mqtt:// or mqtts://" in err
 
 
+def test_check_rejects_ambiguous_mcu_id_prefixes_on_one_listen_port(tmp_path: Path) -> None:
+    config = tmp_path / "wifi.toml"
+    config.write_text(
+        '[[devices]]\nid = "a"\nport = "listen://0.0.0.0:5000"\nmcu_id = "a1b2"\n'
+        '[[devices]]\nid = "b"\nport = "listen://0.0.0.0:5000"\nmcu_id = "a1b2c3d4e5f60000"\n'
+    )
+    code, out, err = run_cli("--config", str(config), "--check")
+    assert code == 2
+    assert out == ""
+    assert (
+        f"{config}: devices[1].mcu_id: mcu_id 'a1b2c3d4e5f60000' and 'a1b2' of devices[0] on "
+        "the same listen port are ambiguous: one is a prefix of the other"
+    ) in err
+
+
 def test_missing_config_exits_2(tmp_path: Path) -> None:
     assert main(["--config", str(tmp_path / "nope.toml"), "--check"]) == 2
 

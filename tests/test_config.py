@@ -562,6 +562,23 @@ def test_shared_listen_port_duplicate_mcu_id(tmp_path: Path) -> None:
     ]
 
 
+def test_shared_listen_port_ambiguous_mcu_id_prefix(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[devices]]\nid = "a"\nport = "listen://0.0.0.0:5000"\nmcu_id = "A1B2"\n'
+        '[[devices]]\nid = "b"\nport = "listen://0.0.0.0:5000"\nmcu_id = "a1b2c3d4e5f60000"\n'
+        '[[devices]]\nid = "c"\nport = "listen://0.0.0.0:5001"\nmcu_id = "a1b2c3"\n',
+    )
+    # Only devices on the same port clash; "c" listens elsewhere.
+    assert load_error(path).errors == [
+        (
+            "devices[1].mcu_id",
+            "mcu_id 'a1b2c3d4e5f60000' and 'a1b2' of devices[0] on the same listen port are "
+            "ambiguous: one is a prefix of the other",
+        )
+    ]
+
+
 def test_shared_listen_port_with_mcu_ids(tmp_path: Path) -> None:
     path = write(
         tmp_path,

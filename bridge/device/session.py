@@ -22,6 +22,17 @@ least `BOOT_NOISE_BYTES` of non-text noise in one read (a bootloader or a boot R
 another baud rate), or a board that answers again after unanswered keepalive PINGs. Text
 a sketch prints between frames is passed to the observer and is never such evidence
 (`docs/serial-text.md`).
+
+A board on the Conduyt TCP transport decodes at most one packet per poll, only when new
+bytes arrive, and keeps its receive buffer across reconnects (`docs/protocol.md` Q24):
+after a stall, requests queue up in it and every later request is answered with the
+reply to an older one. When a HELLO goes unanswered on a raw link while answers with
+older sequence numbers than the one in flight arrive (the evidence, named in the log
+line), the handshake drains that backlog before it retries: it sends a PING one byte per
+write, `DRAIN_BYTE_GAP_S` apart, so each byte is a poll of its own and decodes one stale
+packet, and discards the stale answers until the PONG carries that PING's sequence
+number. PINGs sent whole, back to back, cannot drain it: each adds a packet for the one
+it decodes.
 """
 
 from __future__ import annotations
@@ -68,6 +79,16 @@ few bad bytes of a mostly printable line or ANSI colour codes (`docs/serial-text
 HELLO_ATTEMPTS = 6
 """HELLO tries per opened link before it is closed and reopened (§3.5: boards that reset
 on open need a few seconds)."""
+
+DRAIN_PINGS = 4
+"""Byte-by-byte PINGs the handshake sends at most to drain a TCP board's backlog (each
+decodes up to seven stale packets)."""
+
+DRAIN_BYTE_GAP_S = 0.03
+"""Pause between two bytes of a draining PING, so the board polls each on its own."""
+
+UNMATCHED_KEPT = 16
+"""Answers with an unknown sequence number remembered as evidence of a stale backlog."""
 
 LATENCY_WINDOW = 1024
 """Command latencies kept for percentiles."""
@@ -185,6 +206,7 @@ class DeviceSession:
         self._identity: tuple[object, ...] | None = None
         self._last_rerun = 0.0
         self._background: set[asyncio.Task[None]] = set()
+        self._unmatched: deque[tuple[int, int]] = deque(maxlen=UNMATCHED_KEPT)
         self.log = structlog.stdlib.get_logger("bridge.device").bind(device=self.device_id)
 
     # ---- public API -------------------------------------------------------------------
@@ -382,10 +404,14 @@ class DeviceSession:
         for attempt in range(HELLO_ATTEMPTS):
             if reader.done():
                 raise DisconnectedError(f"link lost during handshake: {reader.exception()}")
+            self._unmatched.clear()
             try:
                 hello_packet = await self.request(PacketType.HELLO, b"", timeout)
                 break
             except DeviceTimeoutError:
+                stale = stale_answers(self._seq, list(self._unmatched))
+                if stale and link.stop_and_wait and await self._drain_backlog(link, stale):
+                    continue
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
         if hello_packet is None or hello_packet.type != PacketType.HELLO_RESP:
             raise DisconnectedError(f"no HELLO_RESP after {HELLO_ATTEMPTS} attempts")
@@ -413,6 +439,34 @@ class DeviceSession:
             changed=changed,
         )
         await self.observer.on_online(self, hello, changed)
+
+    async def _drain_backlog(self, link: Link, evidence: str) -> bool:
+        """Empty a TCP board's stale receive backlog (Q24); True once a PONG matched."""
+        self.log.warning(
+            "board answers older requests: draining its receive backlog", evidence=evidence
+        )
+        timeout = self.config.command_timeout_ms / 1000
+        loop = asyncio.get_running_loop()
+        for _ in range(DRAIN_PINGS):
+            async with self._window:
+                seq = self._next_seq()
+                wire = encode_packet(PacketType.PING, seq, b"")
+                future: asyncio.Future[Packet] = loop.create_future()
+                self._pending[seq] = _Pending(future, wire, "PING", time.monotonic())
+                try:
+                    for i in range(len(wire)):
+                        await link.send(wire[i : i + 1])
+                        await asyncio.sleep(DRAIN_BYTE_GAP_S)
+                    self.stats.packets_out += 1
+                    async with asyncio.timeout(timeout):
+                        await future
+                except TimeoutError:
+                    continue
+                finally:
+                    self._pending.pop(seq, None)
+            self.log.info("receive backlog drained", ping_seq=seq)
+            return True
+        return False
 
     async def _routine(self) -> None:
         """The post-HELLO routine: clear what a previous host (or the board's previous
@@ -500,6 +554,7 @@ class DeviceSession:
             if pending is not None and not pending.future.done():
                 pending.future.set_result(packet)
                 return
+            self._unmatched.append((packet.type, packet.seq))
         try:
             self.observer.on_event(self, packet)
         except Exception:  # an observer bug must not kill the board's read loop
@@ -548,3 +603,14 @@ class DeviceSession:
             if not pending.future.done():
                 pending.future.set_exception(error)
         self._pending.clear()
+
+
+def stale_answers(asked: int, unmatched: Sequence[tuple[int, int]]) -> str:
+    """Evidence of a stale receive backlog (Q24), or "" if there is none.
+
+    `asked` is the sequence number of the request in flight; `unmatched` the (TYPE, SEQ)
+    of answers that matched no pending request. An answer counts when its SEQ is older
+    than `asked` by 1..127 in the 1..255 cycle (a newer one is not a backlog).
+    """
+    older = [f"{type_name(t)} seq {s}" for t, s in unmatched if 1 <= (asked - s) % 255 <= 127]
+    return f"request seq {asked} answered by {', '.join(older)}" if older else ""

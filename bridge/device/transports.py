@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -27,6 +28,10 @@ from bridge.protocol.hello import parse_hello
 from bridge.protocol.packet import Packet, encode_packet
 
 log = structlog.stdlib.get_logger("bridge.device")
+
+UNKNOWN_MCU_WARN_INTERVAL_S = 60.0
+"""Least time between two `TCP board with unknown mcu_id` warnings for one mcu_id: a board
+that retries every second must not flood the log."""
 
 
 class Transport(Protocol):
@@ -166,9 +171,12 @@ class SimTransport:
 class TcpListener:
     """One listening socket for boards with the Conduyt TCP transport (they connect in).
 
-    With one registered board and no mcu_id, every connection goes to it. Otherwise each
-    connection is asked for HELLO first and handed to the board whose configured mcu_id
-    matches; unmatched connections are closed and logged.
+    With one registered board and no mcu_id, every connection goes to it (while it is
+    connected, only one that answers HELLO, so a port scan does not cut a live board off).
+    Otherwise each connection is asked for HELLO first and handed to the board whose
+    configured mcu_id matches (an exact match wins, else the longest configured prefix);
+    unmatched connections are closed and logged. A board has one connection: a new one from the
+    same board closes the old (half-open after a power cut or a WiFi drop) at once.
     """
 
     def __init__(self, host: str, port: int, hello_timeout_s: float = 2.0) -> None:
@@ -177,6 +185,10 @@ class TcpListener:
         self.hello_timeout_s = hello_timeout_s
         self._queues: dict[str | None, asyncio.Queue[Link]] = {}
         self._server: asyncio.Server | None = None
+        self._current: dict[str | None, Link] = {}
+        self._closed = False
+        # mcu_id -> (monotonic time of its last warning, connections dropped since).
+        self._unknown: dict[str, tuple[float, int]] = {}
 
     @property
     def bound_port(self) -> int:
@@ -191,25 +203,34 @@ class TcpListener:
         return self._queues.setdefault(key, asyncio.Queue(maxsize=1))
 
     async def start(self) -> None:
-        """Start listening (must happen before the boards boot: they connect once, Q1)."""
+        """Start listening (must happen before the boards boot: they connect once, Q1).
+
+        Raises `DisconnectedError` once `close()` ran: a session reconnecting during the
+        shutdown must not open the port again.
+        """
+        if self._closed:
+            raise DisconnectedError(f"listen://{self.host}:{self.port} is closed")
         if self._server is None:
             self._server = await asyncio.start_server(self._on_client, self.host, self.port)
             log.info("listening for TCP boards", host=self.host, port=self.bound_port)
 
     async def close(self) -> None:
-        """Stop listening; links already handed out stay open."""
+        """Stop listening for good; links already handed out stay open."""
+        self._closed = True
         if self._server is not None:
+            # `close()` shuts the listening sockets at once: from here a connecting board is
+            # refused. No `wait_closed()`: since Python 3.12 it also waits for every
+            # accepted connection, i.e. for the boards' links, which the sessions close
+            # only after this (the bridge closes its listeners before the boards).
             self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
             self._server = None
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         link = Link(reader, writer, RawDeframer(), f"tcp {peer_text}", stop_and_wait=True)
-        if list(self._queues) == [None]:
-            await self._deliver(self._queues[None], link)
+        if list(self._queues) == [None] and not self._connected(None):
+            await self._deliver(None, link)
             return
         try:
             async with asyncio.timeout(self.hello_timeout_s):
@@ -222,21 +243,65 @@ class TcpListener:
             )
             await link.close()
             return
-        queue = next(
-            (q for key, q in self._queues.items() if key and mcu_id.startswith(key)), None
-        ) or self._queues.get(None)
-        if queue is None:
-            log.warning("TCP board with unknown mcu_id", peer=peer_text, mcu_id=mcu_id)
+        key = self.match(mcu_id)
+        if key is None and None not in self._queues:
+            self._warn_unknown(mcu_id, peer_text)
             await link.close()
             return
-        await self._deliver(queue, link)
+        await self._deliver(key, link)
 
-    @staticmethod
-    async def _deliver(queue: asyncio.Queue[Link], link: Link) -> None:
-        # A board that reconnects replaces a link nobody picked up yet.
-        while not queue.empty():
-            await queue.get_nowait().close()
+    def _connected(self, key: str | None) -> bool:
+        """True while the board registered as `key` holds a link that is not closed."""
+        current = self._current.get(key)
+        return current is not None and not current.closed
+
+    def match(self, mcu_id: str) -> str | None:
+        """The registered mcu_id a board reporting `mcu_id` belongs to, or None.
+
+        An exact match wins over a prefix match; among prefixes the longest wins, so the
+        answer never depends on the order of the devices in the config.
+        """
+        mcu_id = mcu_id.lower()
+        if mcu_id in self._queues:
+            return mcu_id
+        prefixes = [key for key in self._queues if key and mcu_id.startswith(key)]
+        return max(prefixes, key=len, default=None)
+
+    def _warn_unknown(self, mcu_id: str, peer: str) -> None:
+        now = time.monotonic()
+        last, dropped = self._unknown.get(mcu_id, (None, 0))
+        if last is not None and now - last < UNKNOWN_MCU_WARN_INTERVAL_S:
+            self._unknown[mcu_id] = (last, dropped + 1)
+            log.debug("TCP board with unknown mcu_id", peer=peer, mcu_id=mcu_id)
+            return
+        self._unknown[mcu_id] = (now, 0)
+        log.warning(
+            "TCP board with unknown mcu_id",
+            peer=peer,
+            mcu_id=mcu_id,
+            dropped_since_last_warning=dropped,
+        )
+
+    async def _deliver(self, key: str | None, link: Link) -> None:
+        queue = self._queues[key]
+        # A board that reconnects replaces a link nobody picked up yet, and the link its
+        # session still holds: a board has one connection, and an old one that is still
+        # open is half-open (the board rebooted or its WiFi dropped). The swap happens
+        # before any await, so two connections arriving together cannot both be queued.
+        stale = [queue.get_nowait() for _ in range(queue.qsize())]
+        old = self._current.get(key)
+        self._current[key] = link
         queue.put_nowait(link)
+        if old is not None and not old.closed and old not in stale:
+            log.info(
+                "TCP board connected again, closing its old connection",
+                mcu_id=key,
+                old=old.description,
+                new=link.description,
+            )
+            stale.append(old)
+        for previous in stale:
+            await previous.close()
 
     @staticmethod
     async def _probe_mcu_id(link: Link) -> str:

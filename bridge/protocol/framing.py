@@ -405,6 +405,18 @@ class CobsDeframer(_Base):
             pos += step[0]
         return pos
 
+    def _take_text_prefix(self, out: list[StreamItem], frame: bytes, end: int) -> int:
+        """Take as text what `_pop_text` would have taken of `frame[:end]` had it come
+        in several reads (its look-ahead reaches past `end`); returns the bytes taken."""
+        pos = 0
+        while pos < end:
+            step = self._next_cut(frame[pos:], final=False)
+            if step is None or step[1] is None or pos + step[0] > end:
+                break
+            self._take_text(out, frame[pos : pos + step[0]], step[1])
+            pos += step[0]
+        return pos
+
     def _take_text(self, out: list[StreamItem], raw: bytes, clean: bytes) -> None:
         """Count the wire bytes `raw` as text and add their text `clean` to the line."""
         self.stats.garbage_bytes += len(raw)
@@ -444,7 +456,10 @@ class CobsDeframer(_Base):
                     pos = frame.find(b"CD", pos + 1)
                     continue
                 self.stats.resyncs += 1
-                self._absorb(out, frame[: pos - 1])
+                # First what `_pop_text` would have taken had the bytes come in several
+                # reads (its look-ahead reaches into the packet), then the rest as final.
+                taken = self._take_text_prefix(out, frame, pos - 1)
+                self._absorb(out, frame[taken : pos - 1])
                 self.stats.packets += 1
                 out.append(packet)
                 return

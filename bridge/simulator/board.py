@@ -172,7 +172,9 @@ class SimulatedBoard:
         """
         self._advance(now)
         out = bytearray()
-        for event in self._rx.feed(data):
+        one_per_poll = self.faults.tcp_backlog and self.framing == "raw"
+        events = self._rx.feed_one(data) if one_per_poll else self._rx.feed(data)
+        for event in events:
             if isinstance(event, FrameError):
                 if event.reason is FrameErrorReason.CRC_MISMATCH:
                     out += self._emit(

@@ -1,5 +1,10 @@
 """`conduyt-bridge simulate PROFILE [--pty] [--link PATH] [--tcp HOST:PORT] ...`.
 
+`--mcu-id HEX` gives the board another mcu_id (to tell several boards on one `listen://`
+port apart), and `--tcp-backlog` gives a TCP board the firmware's one-packet-per-poll
+receive buffer (`docs/protocol.md` Q24; stop the process with SIGSTOP past the bridge's
+keepalive window, then SIGCONT, to reproduce a stale backlog).
+
 Serves a simulated board until SIGINT/SIGTERM. With `--pty` (the default) exactly one line
 goes to stdout: the pty path, followed by the symlink path when `--link` is given, so a
 script can read it and open the port. Diagnostics go to stderr.
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 
@@ -30,6 +36,16 @@ def _host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+def _mcu_id(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hex digits, got {text!r}") from None
+    if not 1 <= len(value) <= 8:
+        raise argparse.ArgumentTypeError(f"mcu_id is 1 to 8 bytes, got {len(value)}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -78,6 +94,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --tcp: do not reconnect after the connection drops (real firmware, Q1)",
     )
     parser.add_argument("--seed", type=int, help="random seed, for a reproducible board")
+    parser.add_argument(
+        "--mcu-id",
+        metavar="HEX",
+        type=_mcu_id,
+        help="mcu_id in HELLO_RESP instead of the profile's (1 to 8 bytes as hex)",
+    )
+    parser.add_argument(
+        "--tcp-backlog",
+        action="store_true",
+        help="with --tcp: decode one packet per poll and keep the buffer across "
+        "reconnects, like the firmware's TCP transport (quirk Q24)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -89,8 +117,13 @@ async def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.push_interval is not None:
         profile = with_push_interval(profile, args.push_interval)
+    if args.mcu_id is not None:
+        profile = dataclasses.replace(profile, mcu_id=args.mcu_id)
     if args.tcp is not None and args.link is not None:
         print("conduyt-bridge simulate: --link needs --pty", file=sys.stderr)
+        return EXIT_USAGE
+    if args.tcp is None and args.tcp_backlog:
+        print("conduyt-bridge simulate: --tcp-backlog needs --tcp", file=sys.stderr)
         return EXIT_USAGE
 
     stop = asyncio.Event()
@@ -102,6 +135,7 @@ async def run(args: argparse.Namespace) -> int:
         if args.tcp is not None:
             host, port = args.tcp
             board = SimulatedBoard(profile, framing="raw", seed=args.seed)
+            board.faults.tcp_backlog = args.tcp_backlog
             return await _serve_tcp(board, host, port, retry=not args.once, stop=stop)
         board = SimulatedBoard(profile, framing="cobs", seed=args.seed)
         async with PtyBoard(board, link=args.link) as served:

@@ -35,6 +35,14 @@ class Faults:
             echoes the command's SEQ like a real NAK (§4.1).
         delay_s: reply latency in seconds, applied by the async runner before it
             writes a reply (the sans-IO board ignores it). Events are not delayed.
+        tcp_backlog: the firmware's TCP transport (`docs/protocol.md` Q24), on a raw
+            link: each `receive` call is one `poll()` and decodes at most the oldest
+            complete packet, so packets that arrived together queue up; and the async
+            TCP client keeps that queue (no reboot) when it reconnects. After a stall
+            every request gets the answer to an older one.
+        stalled: the board's process is stopped (SIGSTOP): the async runner neither
+            reads nor ticks, so the host's bytes wait in the socket; clearing it is
+            SIGCONT.
     """
 
     drop_replies: int = 0
@@ -44,6 +52,8 @@ class Faults:
     silent: bool = False
     nak: dict[int, int] = field(default_factory=dict)
     delay_s: float = 0.0
+    tcp_backlog: bool = False
+    stalled: bool = False
 
     def clear(self) -> None:
         """Back to a healthy board."""
@@ -54,3 +64,5 @@ class Faults:
         self.silent = False
         self.nak.clear()
         self.delay_s = 0.0
+        self.tcp_backlog = False
+        self.stalled = False

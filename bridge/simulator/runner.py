@@ -22,6 +22,9 @@ DEFAULT_TICK_S = 0.01
 READ_SIZE = 65536
 """Bytes requested per read from the host."""
 
+STALL_POLL_S = 0.01
+"""How often a stalled runner looks whether the stall is over, seconds."""
+
 
 class BoardRunner:
     """Pumps one board over a (StreamReader, StreamWriter) pair until the stream closes.
@@ -114,13 +117,24 @@ class BoardRunner:
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
 
+    async def _resumed(self) -> None:
+        """Wait while the board is stalled (`Faults.stalled`, like SIGSTOP)."""
+        # Faults is a plain flag a test flips at any time; there is no event to await.
+        while self.board.faults.stalled:  # noqa: ASYNC110
+            await asyncio.sleep(STALL_POLL_S)
+
     async def _read_loop(self) -> None:
         board = self.board
         while True:
+            await self._resumed()
             try:
                 data = await self._reader.read(READ_SIZE)
             except (ConnectionError, OSError):
                 return
+            # Bytes that arrive during a stall wait, with the EOF, until it ends.
+            await self._resumed()
+            if data and board.faults.tcp_backlog:
+                data += await self._waiting_bytes()
             if not data:
                 return
             out = board.receive(data, self._clock())
@@ -130,8 +144,25 @@ class BoardRunner:
                 if not await self._write(out):
                     return
 
+    async def _waiting_bytes(self) -> bytes:
+        """Bytes already received and not yet read, without waiting for more: the
+        firmware's `poll()` moves all of them into its buffer at once (Q24)."""
+        out = b""
+        while True:
+            try:
+                # A read of buffered bytes completes without suspending, so a zero
+                # timeout only stops the read that would wait for new ones.
+                async with asyncio.timeout(0):
+                    more = await self._reader.read(READ_SIZE)
+            except (TimeoutError, ConnectionError, OSError):
+                return out
+            if not more:
+                return out
+            out += more
+
     async def _tick_loop(self) -> None:
         while True:
+            await self._resumed()
             out = self.board.tick(self._clock())
             if out and not await self._write(out):
                 return
@@ -187,6 +218,8 @@ async def run_tcp_client(
     raises OSError if the first connect fails. With `retry=True` it keeps (re)connecting
     every `retry_delay_s` seconds and reboots the board before each reconnect, since on
     real hardware only a reset brings a dropped TCP board back; cancel the task to stop.
+    A board with `faults.tcp_backlog` reconnects without that reboot, keeping its receive
+    buffer like the firmware's TCP transport does (`docs/protocol.md` Q24).
 
     Raises ValueError if the board uses COBS framing.
     """
@@ -194,7 +227,7 @@ async def run_tcp_client(
         raise ValueError("a TCP board needs framing='raw' (ConduytTCP sends no COBS, §3.2)")
     first = True
     while True:
-        if not first:
+        if not first and not board.faults.tcp_backlog:
             board.reboot()
         first = False
         try:

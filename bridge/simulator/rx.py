@@ -14,6 +14,7 @@ garbage the way the firmware does (quirk Q3).
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Literal
 
 from bridge.protocol.constants import OVERHEAD
@@ -42,11 +43,30 @@ class Receiver:
         self._raw = RawDeframer(max_payload=max_payload)
         self._frame = bytearray()
         self._overflow = False
+        self._backlog: deque[Packet | FrameError] = deque()
+
+    @property
+    def backlog(self) -> int:
+        """Complete packets waiting in the `feed_one` buffer (the firmware's TCP backlog)."""
+        return len(self._backlog)
+
+    def feed_one(self, data: bytes) -> list[Packet | FrameError]:
+        """The firmware's TCP receive (quirks Q4 and Q24): at most one packet per poll.
+
+        `data` is what one `poll()` found; only a poll that found bytes decodes, and it
+        decodes the oldest complete packet in the buffer, so packets that arrived together
+        wait for later arrivals, even ones that complete nothing.
+        """
+        if not data:
+            return []
+        self._backlog.extend(self._raw.feed_events(data))
+        return [self._backlog.popleft()] if self._backlog else []
 
     def reset(self) -> None:
         """Forget a partly received frame (RESET clears the receive buffer, §4.2)."""
         self._frame.clear()
         self._overflow = False
+        self._backlog.clear()
         self._cobs = CobsDeframer(max_payload=self.max_payload)
         self._raw = RawDeframer(max_payload=self.max_payload)
 
