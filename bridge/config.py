@@ -137,8 +137,9 @@ def _slugify(text: str) -> str:
     return _SLUG_BAD_RE.sub("-", text).strip("-")
 
 
-def _redact_url(url: str) -> str:
-    # Userinfo may hold a password; everything else in a URL is safe to echo back.
+def redact_url(url: str) -> str:
+    """`url` with its userinfo (which may hold a password) replaced by `***`; everything
+    else in a URL is safe to echo back in a log line or an error."""
     scheme, sep, rest = url.partition("://")
     if sep and "@" in rest.split("/", 1)[0]:
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
@@ -240,7 +241,7 @@ class MqttSection(BaseModel):
             port = parts.port
         except ValueError:
             raise ValueError(
-                f"port must be a number 1..65535 (got {_redact_url(value)!r})"
+                f"port must be a number 1..65535 (got {redact_url(value)!r})"
             ) from None
         if parts.username is not None or parts.password is not None:
             # Never echo this URL: the part before '@' is likely a password.

@@ -100,7 +100,7 @@ def test_refused_connections_are_described_from_the_connack_code() -> None:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.reasoncodes import ReasonCode
 
-    from bridge.mqtt.connection import describe_broker_error
+    from bridge.mqtt.broker_errors import describe_broker_error
 
     bad_login = "broker refused the login: bad username or password"
     v5 = ReasonCode(PacketTypes.CONNACK, identifier=134)  # type: ignore[no-untyped-call]

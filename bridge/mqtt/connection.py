@@ -25,14 +25,13 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 import structlog
-from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bridge.config import MqttSection
 from bridge.errors import describe_exception
+from bridge.mqtt.broker_errors import describe_broker_error, redact_url
 from bridge.mqtt.inbound import (
     INBOUND_BYTES_LIMIT,
     INBOUND_MESSAGE_LIMIT,
@@ -364,7 +363,7 @@ class MqttConnection:
                 # warning: a broker that stays away must stay visible at the default level.
                 (log.info if self._stopping else log.warning)(
                     "broker link down",
-                    url=_redact(self.settings.url),
+                    url=redact_url(self.settings.url),
                     error=self.last_error,
                     retry_in_s=None if self._stopping else backoff,
                 )
@@ -420,7 +419,7 @@ class MqttConnection:
             await self._subscribe(client, list(self._filters))
         self._connected.set()
         self._down.clear()
-        log.info("broker connected", url=_redact(self.settings.url))
+        log.info("broker connected", url=redact_url(self.settings.url))
         try:
             await self._on_connect()
         except Exception:
@@ -564,46 +563,3 @@ def set_nodelay(client: aiomqtt.Client, on: bool = True) -> None:
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if on else 0)
-
-
-_LOGIN_REFUSED = {134, 135}
-"""CONNACK reason codes of a refused login: Bad user name or password, Not authorized
-(what Mosquitto sends for a wrong password); MQTT 3.1.1's return codes 4 and 5 are the
-same two."""
-
-
-_V311_CONNACK = {1: 132, 2: 133, 3: 136, 4: 134, 5: 135}
-"""MQTT 3.1.1 CONNACK return codes as the MQTT 5 reason codes that mean the same."""
-
-
-def describe_broker_error(exc: BaseException, username: str | None = None) -> str:
-    """What went wrong with the broker link, in words a user can act on.
-
-    A login the broker refused says so from the CONNACK reason code
-    (`broker refused the login: bad username or password`); other refusals name their
-    reason and code; anything else is `describe_exception`.
-    """
-    rc = exc.rc if isinstance(exc, MqttConnectError) else None
-    value = getattr(rc, "value", rc)
-    if not isinstance(value, int) or value == 0:
-        return describe_exception(exc)
-    value = _V311_CONNACK.get(value, value)
-    if value in _LOGIN_REFUSED:
-        if value == 135 and not username:
-            return (
-                "broker refused the login: not authorized (anonymous access is off: set "
-                "[mqtt] username and password)"
-            )
-        return "broker refused the login: bad username or password"
-    try:
-        name = str(ReasonCode(PacketTypes.CONNACK, identifier=value))
-    except (KeyError, ValueError):  # not a CONNACK code paho knows
-        name = "unknown reason"
-    return f"broker refused the connection: {name} (CONNACK code {value})"
-
-
-def _redact(url: str) -> str:
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
