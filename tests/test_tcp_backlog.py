@@ -97,6 +97,20 @@ async def test_stalled_backlog_board_comes_back_online_by_itself(
                 await client
 
 
+async def simulate_thermostat(*args: str) -> asyncio.subprocess.Process:
+    """`conduyt-bridge simulate thermostat ARGS…` as its own process, output piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli",
+        "simulate",
+        "thermostat",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_simulate_tcp_with_mcu_id() -> None:
     """`conduyt-bridge simulate PROFILE --tcp HOST:PORT --mcu-id HEX` answers HELLO with it."""
     accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
@@ -106,19 +120,8 @@ async def test_simulate_tcp_with_mcu_id() -> None:
 
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge.cli",
-        "simulate",
-        "thermostat",
-        "--tcp",
-        f"127.0.0.1:{port}",
-        "--mcu-id",
-        "a1b2c3d4e5f60000",
-        "--tcp-backlog",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    proc = await simulate_thermostat(
+        "--tcp", f"127.0.0.1:{port}", "--mcu-id", "a1b2c3d4e5f60000", "--tcp-backlog"
     )
     try:
         async with asyncio.timeout(10):
@@ -147,16 +150,7 @@ async def test_simulate_rejects_bad_mcu_id_and_backlog_without_tcp() -> None:
         (["--tcp", "127.0.0.1:1", "--mcu-id", "00" * 9], "mcu_id is 1 to 8 bytes, got 9"),
         (["--tcp-backlog"], "--tcp-backlog needs --tcp"),
     ):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bridge.cli",
-            "simulate",
-            "thermostat",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await simulate_thermostat(*args)
         _, err = await proc.communicate()
         assert proc.returncode == 2, err
         assert message in err.decode()
