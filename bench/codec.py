@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.protocol import (
+from conduyt_bridge.protocol import (
     CobsDeframer,
     Packet,
     PacketType,

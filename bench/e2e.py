@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _common import broker_from_env
 from mqtt_helpers import parse_mqtt_url
 
-from bridge.app import Bridge
-from bridge.config import Settings
-from bridge.log import configure_logging
-from bridge.mqtt.connection import PUBLISH_WINDOW, set_nodelay
+from conduyt_bridge.app.config import Settings
+from conduyt_bridge.app.daemon import Bridge
+from conduyt_bridge.app.log import configure_logging
+from conduyt_bridge.northbound.mqtt.connection import PUBLISH_WINDOW, set_nodelay
 
 
 class Counter:
@@ -127,7 +127,7 @@ async def bridge_rate(
     sim = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bridge.cli",
+        "conduyt_bridge.app.cli",
         "simulate",
         "firehose",
         "--pty",
@@ -147,7 +147,7 @@ async def bridge_rate(
     )
     counter = Counter(host, port, f"{base}/fh/ds/value")
     bridge = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.cli", "--config", str(config)
+        sys.executable, "-m", "conduyt_bridge.app.cli", "--config", str(config)
     )
     try:
         async with asyncio.timeout(30):

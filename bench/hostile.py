@@ -226,7 +226,7 @@ async def main() -> None:
                 f'[[devices]]\nid = "{dev}"\nport = "sim://kitchen"\n'
             )
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bridge.cli", "--config", str(config)
+                sys.executable, "-m", "conduyt_bridge.app.cli", "--config", str(config)
             )
             await wait_for(lambda: watcher.status == b"online", 30, "the board online")
             for value in range(5):  # warm up the command path before measuring

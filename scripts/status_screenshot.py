@@ -33,10 +33,10 @@ import aiomqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.app import Bridge
-from bridge.config import Settings
-from bridge.demo import MosquittoBroker, find_mosquitto, free_port
-from bridge.log import configure_logging
+from conduyt_bridge.app.config import Settings
+from conduyt_bridge.app.daemon import Bridge
+from conduyt_bridge.app.demo import MosquittoBroker, find_mosquitto, free_port
+from conduyt_bridge.app.log import configure_logging
 
 WIDTH, HEIGHT = 1200, 900
 """Browser window and expected screenshot size, pixels."""

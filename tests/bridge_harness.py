@@ -11,11 +11,11 @@ from typing import Any
 
 from mqtt_helpers import Broker
 
-from bridge.app import Bridge
-from bridge.config import Settings
-from bridge.simulator.board import SimulatedBoard
-from bridge.simulator.profiles import get_profile
-from bridge.simulator.ptyboard import PtyBoard
+from conduyt_bridge.app.config import Settings
+from conduyt_bridge.app.daemon import Bridge
+from conduyt_bridge.simulator.board import SimulatedBoard
+from conduyt_bridge.simulator.profiles import get_profile
+from conduyt_bridge.simulator.ptyboard import PtyBoard
 
 
 def make_settings(
@@ -95,11 +95,11 @@ async def pty_board_at(link: Path, profile: str, seed: int) -> AsyncIterator[Pty
 
 
 async def spawn_cli(config: Path) -> asyncio.subprocess.Process:
-    """`python -m bridge.cli --config CONFIG` in its own process, stdout and stderr piped."""
+    """`python -m conduyt_bridge.app.cli --config CONFIG` in its own process, output piped."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bridge.cli",
+        "conduyt_bridge.app.cli",
         "--config",
         str(config),
         stdout=asyncio.subprocess.PIPE,

@@ -18,11 +18,11 @@ from typing import Any
 from bridge_harness import make_settings, running_bridge, wait_until
 from mqtt_helpers import Broker, Recorder, publish, publish_properties
 
-from bridge.app import Bridge
-from bridge.protocol.constants import PacketType
-from bridge.simulator.board import SimulatedBoard
-from bridge.simulator.profiles import Profile, get_profile
-from bridge.simulator.ptyboard import PtyBoard
+from conduyt_bridge.app.daemon import Bridge
+from conduyt_bridge.protocol.constants import PacketType
+from conduyt_bridge.simulator.board import SimulatedBoard
+from conduyt_bridge.simulator.profiles import Profile, get_profile
+from conduyt_bridge.simulator.ptyboard import PtyBoard
 
 KEEPALIVE = frozenset({PacketType.PING})
 """Keepalive PINGs: never part of what a test expects."""

@@ -1,0 +1,84 @@
+"""An open byte stream to one board, with its framing (COBS or raw packets)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from conduyt_bridge.errors import DisconnectedError, describe_exception
+from conduyt_bridge.protocol.framing import Deframer, FrameError, StreamItem, TextLine
+from conduyt_bridge.protocol.packet import Packet
+
+READ_CHUNK = 4096
+"""Bytes asked of the stream per read."""
+
+
+@dataclass(eq=False)
+class Link:
+    """A connected board: reader/writer streams plus the framing that applies on them.
+
+    `stop_and_wait` is True on raw-packet links (Conduyt TCP), where the firmware stalls on a
+    second packet already in its buffer (quirk Q4), so only one command may be in flight.
+    """
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    deframer: Deframer
+    description: str
+    stop_and_wait: bool = False
+    on_close: Callable[[], Awaitable[None]] | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    _closed: bool = field(default=False, repr=False)
+
+    async def receive(self) -> list[Packet | FrameError]:
+        """Wait for bytes and return the packets and dropped-frame reports they complete.
+
+        Raises DisconnectedError on end of stream or an OS error (a pulled USB cable reads
+        as EIO).
+        """
+        return [e for e in await self.receive_stream() if not isinstance(e, TextLine)]
+
+    async def receive_stream(self) -> list[StreamItem]:
+        """Like `receive`, plus the text lines printed between frames (`TextLine`)."""
+        try:
+            data = await self.reader.read(READ_CHUNK)
+        except (OSError, ConnectionError) as exc:
+            raise DisconnectedError(f"{self.description}: {describe_exception(exc)}") from exc
+        if not data:
+            raise DisconnectedError(f"{self.description}: end of stream")
+        self.bytes_in += len(data)
+        return self.deframer.feed_stream(data)
+
+    async def send(self, packet: bytes) -> None:
+        """Frame and write one encoded packet. Raises DisconnectedError if the link is down."""
+        if self._closed:
+            raise DisconnectedError(f"{self.description}: link closed")
+        data = self.deframer.frame(packet)
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (OSError, ConnectionError, RuntimeError) as exc:
+            raise DisconnectedError(f"{self.description}: {describe_exception(exc)}") from exc
+        self.bytes_out += len(data)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran."""
+        return self._closed
+
+    async def close(self) -> None:
+        """Close the stream (idempotent; errors on close are ignored: the link is gone anyway)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.writer.wait_closed()
+        if self.on_close is not None:
+            with contextlib.suppress(Exception):
+                await self.on_close()

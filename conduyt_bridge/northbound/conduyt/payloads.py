@@ -1,0 +1,217 @@
+"""MQTT payload codecs (pure): state payloads out, command values in, error reports.
+
+Formats per `docs/topics.md` §5: `plain` (numbers as JSON numbers, float32 in their shortest
+round-tripping text, booleans `true`/`false`, strings as UTF-8, bytes as base64) or
+`json` (`{"value": …, "unit": …, "ts": <RFC 3339 UTC>}`). Commands accept the same,
+plus `on`/`off`, `ON`/`OFF`, `1`/`0` for booleans and a JSON object `{"value": …}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from conduyt_bridge.errors import BridgeError, PayloadError
+from conduyt_bridge.protocol.constants import DatastreamType
+from conduyt_bridge.protocol.hello import DatastreamDescriptor
+from conduyt_bridge.protocol.values import DatastreamValue
+
+PayloadFormat = Literal["plain", "json"]
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of JSON arrays and objects a command payload may have. No command needs
+more than a few levels (`{"value": [1, 2]}` is two); Python's JSON parser recurses once
+per level, so a `"[" * 100000` payload would otherwise end in a RecursionError."""
+
+_JSON_TOKENS = re.compile(r'[\[\]{}"\\]')
+
+_TRUE = {"true", "on", "1", "yes"}
+_FALSE = {"false", "off", "0", "no"}
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """RFC 3339 UTC timestamp with milliseconds, e.g. `2026-11-22T04:17:23.123Z`."""
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def json_value(value: DatastreamValue) -> Any:
+    """A datastream value as a JSON-ready object (bytes → base64 text; NaN/inf → None)."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_state(
+    value: DatastreamValue, fmt: PayloadFormat = "plain", unit: str = "", ts: str | None = None
+) -> bytes:
+    """The state payload of a datastream value (`docs/topics.md` §5)."""
+    if fmt == "json":
+        doc = {"value": json_value(value), "unit": unit, "ts": ts or utc_timestamp()}
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes):
+        return base64.b64encode(value)
+    if isinstance(value, float):
+        # repr is JSON's number text for finite floats, and cheaper than json.dumps.
+        return repr(value).encode() if math.isfinite(value) else b"null"
+    return str(value).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandValue:
+    """A parsed command payload: the value and the caller's optional `transaction` id."""
+
+    value: Any
+    transaction: Any = None
+    is_object: bool = False
+
+
+def parse_command_payload(payload: bytes) -> CommandValue:
+    """Decode a command payload: JSON when it parses, else the raw text.
+
+    A JSON object yields its `value` member (if any) and `transaction`; `is_object` tells
+    that the payload was an object (module commands take named arguments from it).
+    Raises PayloadError for payloads that are not UTF-8 or are empty.
+    """
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PayloadError("payload is not UTF-8 text", "NOT_UTF8") from None
+    if not text:
+        raise PayloadError("payload is empty", "EMPTY_PAYLOAD")
+    if json_nesting_exceeds(text, MAX_JSON_DEPTH):
+        raise PayloadError(
+            f"payload nests JSON arrays/objects more than {MAX_JSON_DEPTH} levels deep",
+            "NESTED_TOO_DEEP",
+        )
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        # RecursionError cannot come past the depth check; kept so that no payload can
+        # ever make the parser raise anything but a refusal or a plain-text value.
+        return CommandValue(text)
+    if isinstance(doc, dict):
+        return CommandValue(doc, doc.get("transaction"), is_object=True)
+    return CommandValue(doc)
+
+
+def json_nesting_exceeds(text: str, limit: int) -> bool:
+    """True when `text` nests `[`/`{` more than `limit` levels deep (brackets inside JSON
+    strings do not count).
+
+    Linear in the length of `text`; a text with at most `limit` brackets in all (every
+    ordinary command) is answered by two `str.count` calls without any scan.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = False
+    escaped_until = -1
+    for match in _JSON_TOKENS.finditer(text):
+        at = match.start()
+        if at < escaped_until:
+            continue  # the character after a backslash
+        char = match.group()
+        if in_string:
+            if char == "\\":
+                escaped_until = at + 2
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return False
+
+
+def datastream_command_value(payload: bytes, ds: DatastreamDescriptor) -> CommandValue:
+    """Parse a `/set` payload for datastream `ds` into a value of its type's Python kind.
+
+    Booleans: `true`/`false`, `on`/`off` (any case), `1`/`0`, JSON true/false/1/0.
+    Numbers: JSON numbers (integers for integer types; range is checked when encoding).
+    STRING: the text as sent (a JSON string is unquoted). BYTES: base64 text or a JSON list
+    of 0..255. Any of these may come as `{"value": …, "transaction": …}`.
+    Raises PayloadError with a message naming the datastream and what it takes.
+    """
+    raw = parse_command_payload(payload)
+    value = raw.value
+    transaction = raw.transaction
+    if raw.is_object:
+        if "value" not in value:
+            raise PayloadError(
+                f"JSON object for datastream '{ds.name}' needs a \"value\" member", "NO_VALUE"
+            )
+        value = value["value"]
+    ds_type = ds.known_type
+    label = f"datastream '{ds.name}' ({ds_type.name if ds_type else ds.type})"
+    text = payload.decode("utf-8").strip()
+    if ds_type is DatastreamType.BOOL:
+        if isinstance(value, bool):
+            return CommandValue(value, transaction)
+        if isinstance(value, int | float) and value in (0, 1):
+            return CommandValue(bool(value), transaction)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return CommandValue(value.strip().lower() in _TRUE, transaction)
+        raise PayloadError(f"{label} takes true/false, on/off or 1/0, not {_show(value)}")
+    if ds_type is not None and ds_type.is_numeric:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PayloadError(f"{label} takes a number, not {_show(value)}")
+        return CommandValue(value, transaction)
+    if ds_type is DatastreamType.STRING:
+        if isinstance(value, str):
+            return CommandValue(value, transaction)
+        if raw.is_object:
+            return CommandValue(json.dumps(value), transaction)
+        return CommandValue(text, transaction)
+    if ds_type is DatastreamType.BYTES:
+        if isinstance(value, list) and all(
+            isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in value
+        ):
+            return CommandValue(bytes(value), transaction)
+        if isinstance(value, str):
+            try:
+                return CommandValue(base64.b64decode(value, validate=True), transaction)
+            except (binascii.Error, ValueError):
+                pass
+        raise PayloadError(f"{label} takes base64 text or a JSON list of bytes 0..255")
+    raise PayloadError(f"{label}: this bridge cannot write type code {int(ds.type)}")
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def error_report(topic: str, error: BridgeError, transaction: Any = None) -> dict[str, Any]:
+    """The error report of `docs/topics.md` §6 for a failed command on `topic`."""
+    doc: dict[str, Any] = {
+        "topic": topic,
+        "error": error.kind,
+        "code": error.code,
+        "name": error.name,
+        "message": str(error),
+    }
+    if transaction is not None:
+        doc["transaction"] = transaction
+    return doc
+
+
+def dumps(doc: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,333 @@
+"""Home Assistant discovery wired into the Bridge (payloads are built by
+`conduyt_bridge.northbound.homeassistant.discovery`; this module decides when to publish,
+replace and remove them).
+
+- on every broker (re)connect, and when HA announces `online` on `{prefix}/status`:
+  the bridge device and every board that has completed a handshake;
+- the first time a node (the bridge device, or a board once it has completed a
+  handshake) is announced: a read of its retained configs left by an earlier run; those
+  of the other discovery mode are handed over with HA's `migrate_discovery` before the
+  new configs go out, components dropped from a device config of the same topic get HA's
+  `{"p": …}` placeholders first, and every leftover is emptied after them (so a
+  `discovery_mode` switch keeps devices, entity ids, areas and renames, and HA never keeps
+  ghosts); when that read fails, the node waits for the next connect;
+- when a board comes online again: its configs, with removals for entities that vanished
+  (another firmware on the port);
+- with discovery disabled: a sweep that removes everything this bridge published before;
+- on the first connect: the ownership record (`northbound.homeassistant.ownership`): what
+  earlier runs of this bridge owned and this run does not (a board removed from the config,
+  a former `client_id`, another discovery prefix) is cleared, then this run's record is published.
+
+See `docs/home-assistant.md` for the message sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import aiomqtt
+import structlog
+
+from conduyt_bridge.errors import describe_exception
+from conduyt_bridge.northbound.conduyt.board import BoardBridge
+from conduyt_bridge.northbound.homeassistant.discovery import (
+    BoardDiscovery,
+    DatastreamHints,
+    DiscoveryConfig,
+    DiscoveryMessage,
+    board_messages,
+    board_node_id,
+    bridge_messages,
+    bridge_node_id,
+    handover_messages,
+    node_config_filters,
+    removal_messages,
+    status_topic,
+)
+from conduyt_bridge.northbound.homeassistant.ownership import (
+    OwnershipRecord,
+    decode_record,
+    plan_cleanup,
+    record_topic,
+    records_filter,
+)
+from conduyt_bridge.protocol.hello import HelloResp
+from conduyt_bridge.version import __version__
+
+if TYPE_CHECKING:
+    from conduyt_bridge.app.daemon import Bridge
+
+log = structlog.stdlib.get_logger("conduyt_bridge.northbound.homeassistant.adapter")
+
+SHUTDOWN_WAIT_S = 1.0
+"""How long shutdown waits for cancelled discovery sweeps to finish."""
+
+
+class Discovery:
+    """Publishes, refreshes and removes this bridge's Home Assistant discovery configs."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        s = bridge.settings
+        self.bridge = bridge
+        self.enabled = s.homeassistant.enabled
+        self.cfg = DiscoveryConfig(
+            prefix=s.homeassistant.discovery_prefix,
+            mode=s.homeassistant.discovery_mode,
+            base_topic=s.bridge.base_topic,
+            bridge_id=s.mqtt.client_id,
+            bridge_version=__version__,
+            payload_format=s.mqtt.payload_format,
+        )
+        self.published: dict[str, list[DiscoveryMessage]] = {}
+        self._announced: set[str] = set()
+        self._unannounced: dict[str, list[DiscoveryMessage]] = {}
+        """Boards online whose first announcement has not happened yet (the broker could
+        not be read): retried on the next connect."""
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reconciled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def install(self) -> None:
+        """Register the hooks on the bridge and its boards."""
+        self.bridge.connect_hooks.append(self.on_connect)
+        self.bridge.shutdown_hooks.append(self.close)
+        if not self.enabled:
+            return
+        self.bridge.message_hooks[status_topic(self.cfg)] = self.on_ha_status
+        for board in self.bridge.boards.values():
+            board.change_hooks.append(self.on_board_online)
+
+    # ---- hooks ------------------------------------------------------------------------------
+
+    async def on_connect(self) -> None:
+        if not self._reconciled:
+            self._reconciled = True
+            self._spawn(self._reconcile_once())
+        if not self.enabled:
+            nodes = [bridge_node_id(self.cfg)]
+            nodes += [board_node_id(self.cfg, dev) for dev in self.bridge.boards]
+            self._spawn(self.sweep(nodes, keep=set()))
+            return
+        await self.bridge.mqtt.subscribe([status_topic(self.cfg)])
+        self.publish_all()
+        if "bridge" not in self._announced:
+            self._spawn(
+                self._announce("bridge", bridge_node_id(self.cfg), bridge_messages(self.cfg))
+            )
+        for dev, new in list(self._unannounced.items()):
+            self._spawn(self._announce(dev, board_node_id(self.cfg, dev), new, retry=True))
+
+    async def on_ha_status(self, message: aiomqtt.Message) -> None:
+        if message.payload in (b"online", "online"):
+            log.info("Home Assistant is online: publishing discovery again")
+            self.publish_all()
+
+    async def on_board_online(self, board: BoardBridge, hello: HelloResp, changed: bool) -> None:
+        new = board_messages(self.cfg, self._board(board, hello))
+        if board.dev not in self._announced:
+            # The first announcement reads the broker first (a task: the board's session
+            # must not wait for it); later ones are ordered behind it by the node's lock.
+            self._unannounced[board.dev] = new
+            self._spawn(self._announce(board.dev, board_node_id(self.cfg, board.dev), new))
+            return
+        async with self._lock(board.dev):
+            self._replace(board.dev, new)
+
+    def _replace(self, key: str, new: list[DiscoveryMessage]) -> None:
+        old = self.published.get(key, [])
+        for msg in removal_messages(self.cfg, old, new):
+            self._publish(msg)
+        for msg in new:
+            self._publish(msg)
+        self.published[key] = new
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def _announce(
+        self, key: str, node: str, new: list[DiscoveryMessage], retry: bool = False
+    ) -> None:
+        """First announcement of `node` (`key`: a board id, or `bridge`): hand over or
+        empty what an earlier run left on the broker around publishing `new`. When the
+        broker cannot be read nothing is published: without the old configs there is no
+        hand-over, so the next connect tries again (`retry`: that attempt)."""
+        async with self._lock(key):
+            if key in self._announced:
+                # Another announcement got here first (a reconnect, the board again); a
+                # retry's messages are never newer than what that one published.
+                if key != "bridge" and not retry:
+                    self._replace(key, new)
+                return
+            try:
+                found = await self.bridge.mqtt.fetch_retained(
+                    node_config_filters(self.cfg.prefix, node)
+                )
+            except aiomqtt.MqttError as exc:
+                log.info(
+                    "discovery leftovers not read: node announced on the next connect",
+                    node=node,
+                    error=describe_exception(exc),
+                )
+                return
+            keep = {m.topic for m in new}
+            # An entity the firmware dropped while the bridge was down is still in the old
+            # config on the same device topic: `{"p": …}` placeholders remove it from HA.
+            same_topic = [DiscoveryMessage(t, p) for t, p in found.items() if t in keep]
+            for msg in removal_messages(self.cfg, same_topic, new):
+                self._publish(msg)
+            before, after = handover_messages(self.cfg, found, new)
+            for msg in before:
+                self._publish(msg)
+            for msg in new:
+                self._publish(msg)
+            for msg in after:
+                self._publish(msg)
+            self._announced.add(key)
+            self._unannounced.pop(key, None)
+            if key != "bridge":
+                self.published[key] = new
+            if before:
+                log.info(
+                    "discovery handed over to the new mode (migrate_discovery)",
+                    node=node,
+                    mode=self.cfg.mode,
+                    migrated=len(before),
+                )
+            if after:
+                log.info("removed stale discovery configs", node=node, count=len(after))
+
+    # ---- ownership --------------------------------------------------------------------------
+
+    def current_record(self) -> OwnershipRecord:
+        """What this run owns: its boards, and its discovery nodes while discovery is on."""
+        boards = {dev: b.config.port for dev, b in self.bridge.boards.items()}
+        nodes: tuple[str, ...] = ()
+        if self.enabled:
+            nodes = (bridge_node_id(self.cfg), *(board_node_id(self.cfg, d) for d in boards))
+        return OwnershipRecord(
+            client_id=self.cfg.bridge_id,
+            host=socket.gethostname(),
+            prefix=self.cfg.prefix,
+            boards=boards,
+            nodes=nodes,
+        )
+
+    async def _reconcile_once(self) -> None:
+        if await self.reconcile() is None:
+            self._reconciled = False  # the broker could not be read: try on the next connect
+
+    async def reconcile(self) -> OwnershipRecord | None:
+        """Read the ownership records, clear what earlier runs of this bridge owned and
+        this one does not, then publish this run's record (retained). Returns the record
+        published, or None when the records could not be read (nothing is cleared then,
+        and the old record stays for the next start)."""
+        base = self.bridge.settings.bridge.base_topic
+        current = self.current_record()
+        own_topic = record_topic(base, current.client_id)
+        mqtt = self.bridge.mqtt
+        try:
+            raw = await mqtt.fetch_retained([records_filter(base)])
+        except aiomqtt.MqttError as exc:
+            log.info("ownership records not read", error=describe_exception(exc))
+            return None
+        found = {t: r for t, p in raw.items() if (r := decode_record(p)) is not None}
+        plan = plan_cleanup(current, found, own_topic)
+        if plan.nodes or plan.boards:
+            # The leftover sweep, over nodes and board subtrees this run does not own.
+            stale = await self.sweep(
+                [],
+                keep=set(),
+                filters=[
+                    *(f for prefix, node in plan.nodes for f in node_config_filters(prefix, node)),
+                    *(f"{base}/{dev}/#" for dev in plan.boards),
+                ],
+            )
+            if stale is None:
+                return None
+            log.info(
+                "cleared what earlier runs owned and this one does not",
+                boards=list(plan.boards),
+                nodes=[n for _, n in plan.nodes],
+                topics=len(stale),
+            )
+        for topic in plan.records:
+            mqtt.publish(topic, b"", qos=1, retain=True)
+        mqtt.publish(own_topic, current.encode(), qos=1, retain=True)
+        return current
+
+    # ---- publishing -------------------------------------------------------------------------
+
+    def publish_all(self) -> None:
+        """Publish the bridge device and every board announced so far (a node not yet
+        announced is published by its first announcement, after any hand-over)."""
+        if "bridge" in self._announced:
+            for msg in bridge_messages(self.cfg):
+                self._publish(msg)
+        for messages in self.published.values():
+            for msg in messages:
+                self._publish(msg)
+
+    def _publish(self, msg: DiscoveryMessage) -> None:
+        # Not coalesced: a removal and the clean config on the same topic must both go out.
+        self.bridge.mqtt.publish(msg.topic, msg.payload, qos=1, retain=msg.retain, coalesce=False)
+
+    def _board(self, board: BoardBridge, hello: HelloResp) -> BoardDiscovery:
+        hints = {
+            name: DatastreamHints(name=opt.name, expire_after_s=opt.expire_after_s)
+            for name, opt in board.config.datastreams.items()
+        }
+        return BoardDiscovery(
+            dev=board.dev,
+            hello=hello,
+            port=board.config.port,
+            read_only=board.config.read_only,
+            hints=hints,
+        )
+
+    async def sweep(
+        self, nodes: Sequence[str], keep: set[str], filters: Sequence[str] = ()
+    ) -> list[str] | None:
+        """Remove retained discovery configs of `nodes` (in either discovery mode), and
+        retained messages under `filters`, whose topic is not in `keep`; returns the
+        topics cleared, or None when the broker could not be read.
+
+        Uses a short-lived second connection so the retained configs are delivered to it
+        alone (the main session's subscriptions stay as they are).
+        """
+        wanted = list(filters)
+        for node in nodes:
+            wanted += node_config_filters(self.cfg.prefix, node)
+        try:
+            found = await self.bridge.mqtt.fetch_retained(wanted)
+        except aiomqtt.MqttError as exc:
+            log.info("discovery sweep skipped", error=describe_exception(exc))
+            return None
+        stale = [t for t in found if t not in keep]
+        for topic in stale:
+            self.bridge.mqtt.publish(topic, b"", qos=1, retain=True)
+        if stale:
+            log.info("removed stale discovery configs", count=len(stale))
+        return stale
+
+    async def close(self) -> None:
+        """Cancel sweeps still under way (their helper connections close with them)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: a helper connection cancelled mid-handshake may take its client's
+            # full timeout to close, and shutdown must not wait for that.
+            await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def discovery_plugin(bridge: Bridge) -> None:
+    """Plugin: Home Assistant discovery for `bridge` (also sweeps when disabled)."""
+    Discovery(bridge).install()

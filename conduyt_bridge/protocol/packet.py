@@ -1,0 +1,117 @@
+"""Conduyt packet encode/decode, byte layout per `docs/protocol.md` §1.
+
+A packet on the wire is `43 44 | VER | TYPE | SEQ | LEN u16le | PAYLOAD | CRC-8`, with the
+CRC over VER..end of payload. This module knows nothing about framing (COBS, TCP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conduyt_bridge.protocol.constants import (
+    HEADER_SIZE,
+    MAX_WIRE_PAYLOAD,
+    OVERHEAD,
+    PROTOCOL_VERSION,
+    type_name,
+)
+from conduyt_bridge.protocol.crc8 import CRC8_TABLE
+from conduyt_bridge.protocol.errors import (
+    BadMagicError,
+    CrcMismatchError,
+    OversizePacketError,
+    TruncatedPacketError,
+    VersionMismatchError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One Conduyt packet: TYPE byte, SEQ byte (0..255) and payload bytes.
+
+    `type` is kept as a plain int so that types this protocol does not define still
+    round-trip; compare it with `PacketType` members (an IntEnum).
+    """
+
+    type: int
+    seq: int
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.type <= 0xFF:
+            raise ValueError(f"packet type {self.type} is not a byte")
+        if not 0 <= self.seq <= 0xFF:
+            raise ValueError(f"sequence number {self.seq} is not a byte")
+        if len(self.payload) > MAX_WIRE_PAYLOAD:
+            raise OversizePacketError(len(self.payload), MAX_WIRE_PAYLOAD)
+
+    @property
+    def type_name(self) -> str:
+        """`"DS_EVENT"`, or `"0x5a"` for an undefined type."""
+        return type_name(self.type)
+
+    def encode(self) -> bytes:
+        """The packet's wire bytes (8 + len(payload) bytes)."""
+        return encode_packet(self.type, self.seq, self.payload)
+
+    def __repr__(self) -> str:
+        return f"Packet({self.type_name}, seq={self.seq}, payload={self.payload.hex(' ')!r})"
+
+
+def encode_packet(type_: int, seq: int, payload: bytes = b"") -> bytes:
+    """Wire bytes of a v2 packet: magic, VER=2, TYPE, SEQ, LEN u16le, payload, CRC-8 (§1.1).
+
+    Raises OversizePacketError for a payload over 65535 bytes.
+    """
+    n = len(payload)
+    if n > MAX_WIRE_PAYLOAD:
+        raise OversizePacketError(n, MAX_WIRE_PAYLOAD)
+    head = bytes((0x43, 0x44, PROTOCOL_VERSION, type_, seq, n & 0xFF, n >> 8))
+    table = CRC8_TABLE
+    crc = 0
+    for b in head[2:]:
+        crc = table[crc ^ b]
+    for b in payload:
+        crc = table[crc ^ b]
+    return head + payload + bytes((crc,))
+
+
+def decode_packet(
+    data: bytes | bytearray | memoryview, max_payload: int = MAX_WIRE_PAYLOAD
+) -> Packet:
+    """Decode the packet at the start of `data`; bytes after it are ignored (§1.3 step 6).
+
+    Checks in the firmware's order (§1.3): length of the header, magic, version, LEN
+    against `max_payload`, length of the payload, CRC.
+
+    Raises TruncatedPacketError, BadMagicError, VersionMismatchError, OversizePacketError
+    or CrcMismatchError; never IndexError.
+    """
+    packet, _ = decode_prefix(data, max_payload)
+    return packet
+
+
+def decode_prefix(
+    data: bytes | bytearray | memoryview, max_payload: int = MAX_WIRE_PAYLOAD
+) -> tuple[Packet, int]:
+    """Like `decode_packet`, also returning how many bytes the packet occupied (8 + LEN)."""
+    size = len(data)
+    if size < OVERHEAD:
+        raise TruncatedPacketError(OVERHEAD, size)
+    if data[0] != 0x43 or data[1] != 0x44:
+        raise BadMagicError(bytes(data[0:2]))
+    if data[2] != PROTOCOL_VERSION:
+        raise VersionMismatchError(data[2])
+    length = data[5] | (data[6] << 8)
+    if length > max_payload:
+        raise OversizePacketError(length, max_payload)
+    end = HEADER_SIZE + length
+    if size < end + 1:
+        raise TruncatedPacketError(end + 1, size)
+    table = CRC8_TABLE
+    crc = 0
+    for b in data[2:end]:
+        crc = table[crc ^ b]
+    if crc != data[end]:
+        raise CrcMismatchError(crc, data[end])
+    return Packet(data[3], data[4], bytes(data[HEADER_SIZE:end])), end + 1

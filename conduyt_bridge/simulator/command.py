@@ -1,0 +1,183 @@
+"""`conduyt-bridge simulate PROFILE [--pty] [--link PATH] [--tcp HOST:PORT] ...`.
+
+`--mcu-id HEX` gives the board another mcu_id (to tell several boards on one `listen://`
+port apart), and `--tcp-backlog` gives a TCP board the firmware's one-packet-per-poll
+receive buffer (`docs/protocol.md` Q24; stop the process with SIGSTOP past the bridge's
+keepalive window, then SIGCONT, to reproduce a stale backlog).
+
+Serves a simulated board until SIGINT/SIGTERM. With `--pty` (the default) exactly one line
+goes to stdout: the pty path, followed by the symlink path when `--link` is given, so a
+script can read it and open the port. Diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import sys
+
+from conduyt_bridge.simulator.board import SimulatedBoard
+from conduyt_bridge.simulator.profiles import PROFILES, get_profile, with_push_interval
+from conduyt_bridge.simulator.ptyboard import PtyBoard
+from conduyt_bridge.simulator.runner import run_tcp_client
+
+EXIT_OK = 0
+EXIT_CONNECT = 1
+"""Exit code when `--tcp` cannot connect (or, with `--once`, the first connect fails)."""
+EXIT_USAGE = 2
+"""Exit code for a bad profile name or bad option values, like argparse's."""
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _mcu_id(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hex digits, got {text!r}") from None
+    if not 1 <= len(value) <= 8:
+        raise argparse.ArgumentTypeError(f"mcu_id is 1 to 8 bytes, got {len(value)}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"push interval must be >= 0, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `simulate` arguments to `parser`."""
+    parser.add_argument(
+        "profile",
+        metavar="PROFILE",
+        help=f"board profile: {', '.join(sorted(PROFILES))}",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--pty",
+        action="store_true",
+        help="serve on a new pseudo-terminal and print its path (the default)",
+    )
+    where.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        type=_host_port,
+        help="connect to a listening host like the ConduytTCP transport (raw packets)",
+    )
+    parser.add_argument(
+        "--link",
+        metavar="PATH",
+        help="with --pty: keep a symlink at PATH pointing at the pty (like /dev/serial/by-id)",
+    )
+    parser.add_argument(
+        "--push-interval",
+        metavar="SECONDS",
+        type=_seconds,
+        help="push every periodic datastream this often (0 = as fast as possible)",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="with --tcp: do not reconnect after the connection drops (real firmware, Q1)",
+    )
+    parser.add_argument("--seed", type=int, help="random seed, for a reproducible board")
+    parser.add_argument(
+        "--mcu-id",
+        metavar="HEX",
+        type=_mcu_id,
+        help="mcu_id in HELLO_RESP instead of the profile's (1 to 8 bytes as hex)",
+    )
+    parser.add_argument(
+        "--tcp-backlog",
+        action="store_true",
+        help="with --tcp: decode one packet per poll and keep the buffer across "
+        "reconnects, like the firmware's TCP transport (quirk Q24)",
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Serve the board described by `args` until SIGINT/SIGTERM; return the exit code."""
+    try:
+        profile = get_profile(args.profile)
+    except KeyError as exc:
+        print(f"conduyt-bridge simulate: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.push_interval is not None:
+        profile = with_push_interval(profile, args.push_interval)
+    if args.mcu_id is not None:
+        profile = dataclasses.replace(profile, mcu_id=args.mcu_id)
+    if args.tcp is not None and args.link is not None:
+        print("conduyt-bridge simulate: --link needs --pty", file=sys.stderr)
+        return EXIT_USAGE
+    if args.tcp is None and args.tcp_backlog:
+        print("conduyt-bridge simulate: --tcp-backlog needs --tcp", file=sys.stderr)
+        return EXIT_USAGE
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if args.tcp is not None:
+            host, port = args.tcp
+            board = SimulatedBoard(profile, framing="raw", seed=args.seed)
+            board.faults.tcp_backlog = args.tcp_backlog
+            return await _serve_tcp(board, host, port, retry=not args.once, stop=stop)
+        board = SimulatedBoard(profile, framing="cobs", seed=args.seed)
+        async with PtyBoard(board, link=args.link) as served:
+            line = served.path if served.link is None else f"{served.path} {served.link}"
+            print(line, flush=True)
+            await stop.wait()
+        return EXIT_OK
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_tcp(
+    board: SimulatedBoard, host: str, port: int, *, retry: bool, stop: asyncio.Event
+) -> int:
+    serve = asyncio.create_task(run_tcp_client(board, host, port, retry=retry))
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({serve, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        serve.cancel()
+        raise
+    finally:
+        stopper.cancel()
+    if not serve.done():
+        serve.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve
+        return EXIT_OK
+    exc = serve.exception()
+    if isinstance(exc, OSError):
+        print(f"conduyt-bridge simulate: {host}:{port}: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
+    if exc is not None:
+        raise exc
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (`python -m conduyt_bridge.simulator PROFILE ...`)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m conduyt_bridge.simulator", description="Serve a simulated Conduyt board."
+    )
+    add_arguments(parser)
+    return asyncio.run(run(parser.parse_args(argv)))

@@ -1,0 +1,368 @@
+"""The simulator served for real: in-process streams, a pty opened with serialx, TCP, CLI.
+
+The host side here is a minimal host written directly on conduyt_bridge/protocol, so these tests
+check the simulator, not the bridge's own device code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import struct
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import serialx
+
+from conduyt_bridge.protocol import (
+    CobsDeframer,
+    Packet,
+    PacketType,
+    RawDeframer,
+    cobs_frame,
+    encode_packet,
+    parse_hello,
+)
+from conduyt_bridge.protocol.constants import RESPONSE_TYPES
+from conduyt_bridge.simulator import SimulatedBoard, get_profile, with_push_interval
+from conduyt_bridge.simulator import command as sim_command
+from conduyt_bridge.simulator.ptyboard import PtyBoard
+from conduyt_bridge.simulator.runner import open_in_process, run_tcp_client
+
+T = PacketType
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 3.0
+
+
+class Host:
+    """Just enough host: send framed commands, match replies by SEQ, keep events."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, raw: bool = False
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.raw = raw
+        self.deframer: CobsDeframer | RawDeframer = RawDeframer() if raw else CobsDeframer()
+        self.inbox: list[Packet] = []
+
+    async def send(self, type_: int, seq: int, payload: bytes = b"") -> None:
+        packet = encode_packet(type_, seq, payload)
+        self.writer.write(packet if self.raw else cobs_frame(packet))
+        await self.writer.drain()
+
+    async def _pump(self) -> None:
+        data = await self.reader.read(4096)
+        if not data:
+            raise EOFError("board closed the stream")
+        self.inbox += self.deframer.feed(data)
+
+    async def wait_for(self, want: Callable[[Packet], bool]) -> Packet:
+        """The first packet (in arrival order) for which `want(packet)` is true."""
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                for i, packet in enumerate(self.inbox):
+                    if want(packet):
+                        del self.inbox[i]
+                        return packet
+                await self._pump()
+
+    async def request(self, type_: int, seq: int, payload: bytes = b"") -> Packet:
+        await self.send(type_, seq, payload)
+        return await self.wait_for(lambda p: p.type in RESPONSE_TYPES and p.seq == seq)
+
+    async def event(self, type_: int) -> Packet:
+        return await self.wait_for(lambda p: p.type == type_)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+def fast_thermostat(**kwargs: object) -> SimulatedBoard:
+    profile = with_push_interval(get_profile("thermostat"), 0.05)
+    return SimulatedBoard(profile, seed=11, **kwargs)  # type: ignore[arg-type]
+
+
+async def read_until_gone(reader: asyncio.StreamReader) -> str:
+    """Read until the stream ends; say how: "eof" or "EIO"."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            try:
+                data = await reader.read(4096)
+            except OSError as exc:
+                assert exc.errno == errno.EIO, exc
+                return "EIO"
+            if not data:
+                return "eof"
+
+
+# ------------------------------------------------------------------- in-process
+
+
+async def test_in_process_round_trip() -> None:
+    board = fast_thermostat()
+    reader, writer, runner = await open_in_process(board)
+    host = Host(reader, writer)
+    try:
+        hello = parse_hello((await host.request(T.HELLO, 1)).payload)
+        assert hello == board.hello
+        assert (await host.request(T.DS_WRITE, 2, b"\x03\x01")).type == T.ACK
+        assert board.written == [("heater", True)]
+        event = await host.event(T.DS_EVENT)
+        assert event.seq == 0 and len(event.payload) == 5
+        assert (await host.request(T.DS_READ, 3, b"\x00")).payload == b"\x0d"
+    finally:
+        await runner.close()
+    assert runner.task is not None and runner.task.done()
+    assert await read_until_gone(reader) == "eof"
+    await host.close()
+
+
+async def test_in_process_reply_delay_and_disconnect() -> None:
+    board = SimulatedBoard(get_profile("uno"), seed=1)
+    reader, writer, runner = await open_in_process(board)
+    host = Host(reader, writer)
+    board.faults.delay_s = 0.2
+    start = time.monotonic()
+    assert (await host.request(T.PING, 1)).type == T.PONG
+    assert time.monotonic() - start >= 0.2
+    board.faults.delay_s = 0.0
+    runner.disconnect()
+    assert await read_until_gone(reader) == "eof"
+    assert runner.task is not None
+    await asyncio.wait_for(runner.task, TIMEOUT)
+    await runner.close()
+    await host.close()
+
+
+async def test_in_process_firehose_ticks_back_to_back() -> None:
+    board = SimulatedBoard(get_profile("firehose"), seed=1)
+    reader, writer, runner = await open_in_process(board)
+    host = Host(reader, writer)
+    assert runner.tick_interval_s == 0
+    try:
+        values = []
+        for _ in range(200):
+            event = await host.event(T.DS_EVENT)
+            values.append(struct.unpack("<f", event.payload[1:])[0])
+        assert values == [float(i) for i in range(200)]
+    finally:
+        await runner.close()
+        await host.close()
+
+
+# -------------------------------------------------------------------------- pty
+
+
+async def open_host(path: str | Path) -> Host:
+    reader, writer = await serialx.open_serial_connection(str(path), 115200)
+    return Host(reader, writer)
+
+
+async def test_pty_hello_write_events_unplug_replug(tmp_path: Path) -> None:
+    board = fast_thermostat()
+    link = tmp_path / "usb-Conduyt_Sim-if00"
+    async with PtyBoard(board, link=link) as served:
+        assert served.plugged and served.link == link
+        assert os.readlink(link) == served.path
+        host = await open_host(link)
+        hello = parse_hello((await host.request(T.HELLO, 1)).payload)
+        assert hello.firmware_name == "sim-thermostat"
+        ack = await host.request(T.DS_WRITE, 2, b"\x02" + struct.pack("<f", 23.5))
+        assert ack.type == T.ACK
+        assert board.written == [("setpoint", 23.5)]
+        events = [await host.event(T.DS_EVENT) for _ in range(4)]
+        assert all(e.seq == 0 for e in events)
+        assert {e.payload[0] for e in events} == {0, 1}
+
+        await served.unplug()
+        assert not served.plugged and not link.exists()
+        with pytest.raises(RuntimeError):
+            _ = served.path
+        # serialx reports the vanished pty as EIO (OSError) on the next read
+        assert await read_until_gone(host.reader) in ("EIO", "eof")
+        await host.close()
+
+        new_path = await served.replug()
+        assert os.readlink(link) == new_path == served.path
+        assert board.boots == 2  # a replug resets the board
+        assert board.datastream_values["setpoint"] == 21.0
+        host = await open_host(link)
+        assert (await host.request(T.HELLO, 3)).payload == hello.encode()
+        await host.close()
+    assert not link.exists()
+
+
+async def test_pty_host_can_close_and_reopen() -> None:
+    board = fast_thermostat()
+    async with PtyBoard(board) as served:
+        for seq in (1, 2, 3):
+            host = await open_host(served.path)
+            assert (await host.request(T.PING, seq)).type == T.PONG
+            await host.close()
+            await asyncio.sleep(0.1)  # the board keeps pushing into the void meanwhile
+        assert [p.seq for p in board.received] == [1, 2, 3]
+
+
+async def test_pty_garbage_and_crc_faults(tmp_path: Path) -> None:
+    board = SimulatedBoard(get_profile("uno"), seed=5)
+    async with PtyBoard(board) as served:
+        host = await open_host(served.path)
+        deframer = host.deframer
+        assert isinstance(deframer, CobsDeframer)
+
+        board.faults.garbage = b"setup() done\r\n"
+        assert (await host.request(T.PING, 1)).type == T.PONG
+        assert deframer.stats.resyncs == 1
+        assert deframer.stats.garbage_bytes >= len(b"setup() done\r\n")
+
+        board.faults.corrupt_crc = 1
+        await host.send(T.PING, 2)
+        assert (await host.request(T.PING, 3)).type == T.PONG
+        assert deframer.stats.crc_errors == 1
+        assert all(p.seq != 2 for p in host.inbox)
+
+        # and the other direction: a corrupted command is NAKed with seq 0
+        bad = bytearray(encode_packet(T.PING, 4))
+        bad[-1] ^= 0xFF
+        host.writer.write(cobs_frame(bytes(bad)))
+        nak = await host.wait_for(lambda p: p.type == T.NAK)
+        assert (nak.seq, nak.payload) == (0, b"\x02")
+        await host.close()
+
+
+# -------------------------------------------------------------------------- TCP
+
+
+async def test_tcp_client_mode() -> None:
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put((reader, writer))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    board = fast_thermostat(framing="raw")
+    client = asyncio.create_task(run_tcp_client(board, "127.0.0.1", port))
+    try:
+        reader, writer = await asyncio.wait_for(accepted.get(), TIMEOUT)
+        host = Host(reader, writer, raw=True)
+        hello = parse_hello((await host.request(T.HELLO, 1)).payload)
+        assert hello == board.hello
+        assert (await host.event(T.DS_EVENT)).seq == 0
+        assert (await host.request(T.DS_WRITE, 2, b"\x00\x00\x00\x00\x00")).payload == b"\x0e"
+        await host.close()
+        # the firmware never reconnects (Q1): the client returns when the host hangs up
+        await asyncio.wait_for(client, TIMEOUT)
+    finally:
+        client.cancel()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_tcp_client_retry_reconnects_after_a_reset() -> None:
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put((reader, writer))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    board = SimulatedBoard(get_profile("uno"), framing="raw", seed=1)
+    client = asyncio.create_task(
+        run_tcp_client(board, "127.0.0.1", port, retry=True, retry_delay_s=0.05)
+    )
+    try:
+        for seq in (1, 2):
+            reader, writer = await asyncio.wait_for(accepted.get(), TIMEOUT)
+            host = Host(reader, writer, raw=True)
+            assert (await host.request(T.PING, seq)).type == T.PONG
+            await host.close()
+        assert board.boots == 2
+    finally:
+        client.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await client
+        server.close()
+        await server.wait_closed()
+
+
+async def test_tcp_client_errors() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(OSError):
+        await run_tcp_client(SimulatedBoard(get_profile("uno"), framing="raw"), "127.0.0.1", port)
+    with pytest.raises(ValueError, match="raw"):
+        await run_tcp_client(SimulatedBoard(get_profile("uno")), "127.0.0.1", port)
+
+
+# -------------------------------------------------------------------------- CLI
+
+
+async def test_simulate_command_in_a_subprocess(tmp_path: Path) -> None:
+    link = tmp_path / "sim-link"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "conduyt_bridge.simulator",
+        "thermostat",
+        "--pty",
+        "--link",
+        str(link),
+        "--seed",
+        "1",
+        "--push-interval",
+        "0.1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 10)
+        path, shown_link = line.decode().split()
+        assert shown_link == str(link) and os.readlink(link) == path
+        host = await open_host(path)
+        hello = parse_hello((await host.request(T.HELLO, 1)).payload)
+        assert hello.firmware_name == "sim-thermostat"
+        assert (await host.event(T.DS_EVENT)).seq == 0
+        await host.close()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        assert await proc.stdout.read() == b""  # exactly one line
+        assert not link.exists()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    sim_command.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+async def test_simulate_command_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await sim_command.run(_parse("toaster")) == 2
+    assert "known profiles" in capsys.readouterr().err
+    assert await sim_command.run(_parse("uno", "--tcp", "localhost:1", "--link", "/x")) == 2
+    with pytest.raises(SystemExit):
+        _parse("uno", "--pty", "--tcp", "localhost:1")
+    with pytest.raises(SystemExit):
+        _parse("uno", "--tcp", "nohost")
+    with pytest.raises(SystemExit):
+        _parse("uno", "--push-interval", "-1")
