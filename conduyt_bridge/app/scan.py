@@ -26,7 +26,7 @@ from typing import Any
 
 from conduyt_bridge.device.link import Link
 from conduyt_bridge.device.transports import SerialTransport
-from conduyt_bridge.errors import DisconnectedError, describe_exception
+from conduyt_bridge.errors import ConduytDisconnectedError, describe_exception
 from conduyt_bridge.northbound.conduyt.topics import datastream_slugs
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.errors import HelloParseError
@@ -222,7 +222,7 @@ async def probe(
         return result(error=_open_failure(exc))
     try:
         answer = await _ask_hello(link, started + timeout_s)
-    except DisconnectedError as exc:
+    except ConduytDisconnectedError as exc:
         return result(error=f"port closed while probing: {exc}")
     finally:
         await link.close()

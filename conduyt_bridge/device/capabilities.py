@@ -5,11 +5,11 @@ checks; Q2: silent drops; §10 #15, #16), so the bridge refuses every command th
 cannot carry out *before* anything is sent (`docs/architecture.md` §5, "Validation at the
 source"). Each function raises a typed error whose message says what the board can do:
 
-- `CapabilityError` (report `"capability"`): the board cannot do it, e.g.
+- `ConduytCapabilityError` (report `"capability"`): the board cannot do it, e.g.
   `pin 4 supports input, output, input_pullup; not pwm (pwm pins: 3, 5, 6, 9, 10, 11)` or
   `pin 42 does not exist: this board has 20 pins`;
-- `PayloadError` (report `"payload"`): the bytes/values do not have the command's shape;
-- `ForbiddenError` (report `"forbidden"`): configuration forbids it (`allow_ota`).
+- `ConduytPayloadError` (report `"payload"`): the bytes/values do not have the command's shape;
+- `ConduytForbiddenError` (report `"forbidden"`): configuration forbids it (`allow_ota`).
 
 Typed MQTT topics (pins, modules) and raw packets (`cmd/{tt}`) run through the same
 checks; `check_command` validates one raw command packet as a whole.
@@ -24,7 +24,12 @@ import math
 import struct
 from collections.abc import Iterable, Mapping
 
-from conduyt_bridge.errors import CapabilityError, ForbiddenError, PayloadError
+from conduyt_bridge.errors import (
+    ConduytCapabilityError,
+    ConduytForbiddenError,
+    ConduytPayloadError,
+    ErrorName,
+)
 from conduyt_bridge.protocol.constants import (
     OTA_TYPES,
     PIN_MODE_CAPABILITY,
@@ -108,12 +113,13 @@ def _pins_with(hello: HelloResp, cap: Capability) -> str:
 def require_pin(hello: HelloResp, pin: int) -> PinCapability:
     """Pin `pin` of the board (HELLO_RESP index, §6.1; Uno A0 = 14, §10 #24).
 
-    Raises CapabilityError `INVALID_PIN`: `pin 42 does not exist: this board has 20 pins`.
+    Raises ConduytCapabilityError `INVALID_PIN`: `pin 42 does not exist: this board has 20 pins`.
     """
     found = hello.pin(pin)
     if found is None:
-        raise CapabilityError(
-            f"pin {pin} does not exist: this board has {hello.pin_count} pins", "INVALID_PIN"
+        raise ConduytCapabilityError(
+            f"pin {pin} does not exist: this board has {hello.pin_count} pins",
+            ErrorName.INVALID_PIN
         )
     return found
 
@@ -121,14 +127,14 @@ def require_pin(hello: HelloResp, pin: int) -> PinCapability:
 def parse_pin_ref(hello: HelloResp, text: str) -> int:
     """The pin number in a topic level (`pin/{n}/...`): decimal digits only.
 
-    Raises CapabilityError `INVALID_PIN` for anything else (`A0`, `-1`, `x`) or a pin the
+    Raises ConduytCapabilityError `INVALID_PIN` for anything else (`A0`, `-1`, `x`) or a pin the
     board does not have.
     """
     if not text.isdigit() or not text.isascii():
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"pin '{text}' does not exist: this board has {hello.pin_count} pins, numbered "
             f"0..{max(hello.pin_count - 1, 0)} (the HELLO_RESP index, e.g. A0 = 14 on an Uno)",
-            "INVALID_PIN",
+            ErrorName.INVALID_PIN,
         )
     pin = int(text)
     require_pin(hello, pin)
@@ -140,17 +146,17 @@ def require_mode(hello: HelloResp, pin: int, mode: PinMode) -> PinCapability:
     DIGITAL_IN for input/input_pullup, DIGITAL_OUT for output, PWM_OUT for pwm, ANALOG_IN
     for analog.
 
-    Raises CapabilityError `INVALID_PIN` (no such pin) or `PIN_MODE_UNSUPPORTED`:
+    Raises ConduytCapabilityError `INVALID_PIN` (no such pin) or `PIN_MODE_UNSUPPORTED`:
     `pin 4 supports input, output, input_pullup; not pwm (pwm pins: 3, 5, 6, 9, 10, 11)`.
     """
     p = require_pin(hello, pin)
     if not p.supports(mode):
         modes = ", ".join(mode_name(m) for m in p.modes) or "no pin mode"
         holders = _pins_with(hello, PIN_MODE_CAPABILITY[mode])
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"pin {pin} supports {modes}; not {mode_name(mode)} "
             f"({mode_name(mode)} pins: {holders})",
-            "PIN_MODE_UNSUPPORTED",
+            ErrorName.PIN_MODE_UNSUPPORTED,
         )
     return p
 
@@ -167,7 +173,7 @@ def check_pin_write(
     only. Sending the mode byte (PWM or OUTPUT) makes duty 1 a real PWM duty: without it
     the firmware treats 0/1 as digital and 2..255 as PWM.
 
-    Raises CapabilityError `INVALID_PIN`, `PIN_MODE_UNSUPPORTED`, `WRONG_PIN_MODE`
+    Raises ConduytCapabilityError `INVALID_PIN`, `PIN_MODE_UNSUPPORTED`, `WRONG_PIN_MODE`
     (`pin 13 is in input mode: set mode output first`) or `OUT_OF_RANGE`.
     """
     p = require_pin(hello, pin)
@@ -176,34 +182,34 @@ def check_pin_write(
         assert current is not None
         if not writable:
             modes = ", ".join(mode_name(m) for m in p.modes) or "no pin mode"
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"pin {pin} is in {mode_name(current)} mode and cannot be written: it "
                 f"supports {modes}",
-                "WRONG_PIN_MODE",
+                ErrorName.WRONG_PIN_MODE,
             )
         options = " or ".join(mode_name(m) for m in writable)
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"pin {pin} is in {mode_name(current)} mode: set mode {options} first",
-            "WRONG_PIN_MODE",
+            ErrorName.WRONG_PIN_MODE,
         )
     if pwm:
         if current is PinMode.OUTPUT:
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"pin {pin} is in output mode and takes 0 or 1, got {value}"
                 + ("; set mode pwm for a duty cycle 0..255" if p.supports(PinMode.PWM) else ""),
-                "OUT_OF_RANGE",
+                ErrorName.OUT_OF_RANGE,
             )
         require_mode(hello, pin, PinMode.PWM)
         if not 0 <= value <= 255:
             where = "is in pwm mode and takes" if current is PinMode.PWM else "takes"
-            raise CapabilityError(
-                f"pin {pin} {where} a PWM duty cycle 0..255, got {value}", "OUT_OF_RANGE"
+            raise ConduytCapabilityError(
+                f"pin {pin} {where} a PWM duty cycle 0..255, got {value}", ErrorName.OUT_OF_RANGE
             )
         return PinMode.PWM
     require_mode(hello, pin, PinMode.OUTPUT)
     if value not in (0, 1):
-        raise CapabilityError(
-            f"pin {pin} takes 0 or 1 as a digital level, got {value}", "OUT_OF_RANGE"
+        raise ConduytCapabilityError(
+            f"pin {pin} takes 0 or 1 as a digital level, got {value}", ErrorName.OUT_OF_RANGE
         )
     return PinMode.OUTPUT
 
@@ -229,19 +235,21 @@ def check_pin_read(hello: HelloResp, pin: int, analog: bool) -> None:
     """Check a PIN_READ (§4.2): analog reads only on ANALOG_IN pins (an unguarded
     `analogRead` can hang an Uno R4), digital reads only on pins with a digital function.
 
-    Raises CapabilityError `INVALID_PIN` or `PIN_MODE_UNSUPPORTED`.
+    Raises ConduytCapabilityError `INVALID_PIN` or `PIN_MODE_UNSUPPORTED`.
     """
     p = require_pin(hello, pin)
     if analog:
         if not p.capabilities & Capability.ANALOG_IN:
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"pin {pin} has no analog input (analog pins: "
                 f"{_pins_with(hello, Capability.ANALOG_IN)})",
-                "PIN_MODE_UNSUPPORTED",
+                ErrorName.PIN_MODE_UNSUPPORTED,
             )
         return
     if not p.capabilities & (Capability.DIGITAL_IN | Capability.DIGITAL_OUT):
-        raise CapabilityError(f"pin {pin} cannot be read digitally", "PIN_MODE_UNSUPPORTED")
+        raise ConduytCapabilityError(
+            f"pin {pin} cannot be read digitally", ErrorName.PIN_MODE_UNSUPPORTED
+        )
 
 
 def check_subscribe(
@@ -254,34 +262,35 @@ def check_subscribe(
     and falling never fire on the firmware (Q11): the bridge polls the pin digitally
     instead, so they need DIGITAL_IN and an interval of 20..65535 ms.
 
-    Raises CapabilityError `INVALID_PIN`, `PIN_MODE_UNSUPPORTED` or `OUT_OF_RANGE`.
+    Raises ConduytCapabilityError `INVALID_PIN`, `PIN_MODE_UNSUPPORTED` or `OUT_OF_RANGE`.
     """
     p = require_pin(hello, pin)
     name = SUBSCRIBE_MODE_NAMES[mode]
     if mode is SubscribeMode.ANALOG_POLL:
         if not p.capabilities & Capability.ANALOG_IN:
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"pin {pin} has no analog input: analog_poll needs ANALOG_IN (analog pins: "
                 f"{_pins_with(hello, Capability.ANALOG_IN)})",
-                "PIN_MODE_UNSUPPORTED",
+                ErrorName.PIN_MODE_UNSUPPORTED,
             )
         low = 1
     else:
         if not p.capabilities & Capability.DIGITAL_IN:
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"pin {pin} has no digital input: {name} needs DIGITAL_IN (digital input "
                 f"pins: {_pins_with(hello, Capability.DIGITAL_IN)})",
-                "PIN_MODE_UNSUPPORTED",
+                ErrorName.PIN_MODE_UNSUPPORTED,
             )
         low = MIN_EDGE_INTERVAL_MS
     if not low <= interval_ms <= 0xFFFF:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"{name} on pin {pin}: interval_ms must be {low}..65535, got {interval_ms}",
-            "OUT_OF_RANGE",
+            ErrorName.OUT_OF_RANGE,
         )
     if not 0 <= threshold <= 0xFFFF:
-        raise CapabilityError(
-            f"{name} on pin {pin}: threshold must be 0..65535, got {threshold}", "OUT_OF_RANGE"
+        raise ConduytCapabilityError(
+            f"{name} on pin {pin}: threshold must be 0..65535, got {threshold}",
+            ErrorName.OUT_OF_RANGE
         )
 
 
@@ -305,15 +314,15 @@ def check_subscription_slot(used: int, limit: int, max_payload: int) -> None:
     """Refuse a subscription that needs a new board slot when all are taken.
 
     The firmware frees slots only on RESET (quirk Q6), so `used` counts every slot taken
-    since the last RESET. Raises CapabilityError `SUB_LIMIT_REACHED` before the board
+    since the last RESET. Raises ConduytCapabilityError `SUB_LIMIT_REACHED` before the board
     would NAK 0x0B.
     """
     if used >= limit:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"all {limit} pin subscription slots of this board are used since its last "
             f"reset (the firmware frees them only on RESET, quirk Q6; {limit} slots "
             f"inferred from max_payload {max_payload})",
-            "SUB_LIMIT_REACHED",
+            ErrorName.SUB_LIMIT_REACHED,
         )
 
 
@@ -323,12 +332,12 @@ def check_subscription_slot(used: int, limit: int, max_payload: int) -> None:
 def check_payload_size(what: str, size: int, limit: int) -> None:
     """Refuse a command payload larger than the board can receive (§1.5).
 
-    Raises CapabilityError `PAYLOAD_TOO_LARGE`.
+    Raises ConduytCapabilityError `PAYLOAD_TOO_LARGE`.
     """
     if size > limit:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"{what} payload of {size} bytes exceeds this board's limit of {limit} bytes",
-            "PAYLOAD_TOO_LARGE",
+            ErrorName.PAYLOAD_TOO_LARGE,
         )
 
 
@@ -353,28 +362,30 @@ def reply_payload_limit(hello: HelloResp) -> int:
 def check_i2c_address(hello: HelloResp, address: int) -> None:
     """The board has an I2C bus and `address` is a usable 7-bit address (0x08..0x77).
 
-    Raises CapabilityError `I2C_NOT_AVAILABLE`.
+    Raises ConduytCapabilityError `I2C_NOT_AVAILABLE`.
     """
     if hello.i2c_buses < 1:
-        raise CapabilityError("this board has no I2C bus", "I2C_NOT_AVAILABLE")
+        raise ConduytCapabilityError("this board has no I2C bus", ErrorName.I2C_NOT_AVAILABLE)
     if not I2C_ADDRESS_MIN <= address <= I2C_ADDRESS_MAX:
-        raise CapabilityError(
-            f"I2C address 0x{address:02x} is outside 0x08..0x77", "I2C_NOT_AVAILABLE"
+        raise ConduytCapabilityError(
+            f"I2C address 0x{address:02x} is outside 0x08..0x77", ErrorName.I2C_NOT_AVAILABLE
         )
 
 
 def check_read_count(hello: HelloResp, count: int) -> None:
     """A read of `count` bytes whose reply fits what the board can send (§1.5).
 
-    Raises CapabilityError `PAYLOAD_TOO_LARGE` (count 0 → `OUT_OF_RANGE`).
+    Raises ConduytCapabilityError `PAYLOAD_TOO_LARGE` (count 0 → `OUT_OF_RANGE`).
     """
     limit = reply_payload_limit(hello)
     if count < 1:
-        raise CapabilityError("a read needs a count of at least 1 byte", "OUT_OF_RANGE")
+        raise ConduytCapabilityError(
+            "a read needs a count of at least 1 byte", ErrorName.OUT_OF_RANGE
+        )
     if count > limit:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"a read of {count} bytes does not fit this board's reply limit of {limit} bytes",
-            "PAYLOAD_TOO_LARGE",
+            ErrorName.PAYLOAD_TOO_LARGE,
         )
 
 
@@ -390,7 +401,7 @@ def decode_module_args(spec: CommandSpec, data: bytes) -> dict[str, object]:
     every argument present (an `optional` trailing one may be left out), nothing after
     the last argument.
 
-    Raises PayloadError `BAD_ARGUMENT`.
+    Raises ConduytPayloadError `BAD_ARGUMENT`.
     """
     where = spec.qualified_name
     values: dict[str, object] = {}
@@ -402,8 +413,8 @@ def decode_module_args(spec: CommandSpec, data: bytes) -> dict[str, object]:
                 try:
                     values[arg.name] = rest.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise PayloadError(
-                        f"{where}: {arg.name} is not UTF-8 text", "BAD_ARGUMENT"
+                    raise ConduytPayloadError(
+                        f"{where}: {arg.name} is not UTF-8 text", ErrorName.BAD_ARGUMENT
                     ) from None
             else:
                 values[arg.name] = rest
@@ -413,22 +424,22 @@ def decode_module_args(spec: CommandSpec, data: bytes) -> dict[str, object]:
         if pos + size > len(data):
             if arg.optional and pos == len(data):
                 break
-            raise PayloadError(
+            raise ConduytPayloadError(
                 f"{where}: arguments end after {len(data)} bytes; {arg.name} "
                 f"({arg.type.value}) needs bytes {pos}..{pos + size - 1}",
-                "BAD_ARGUMENT",
+                ErrorName.BAD_ARGUMENT,
             )
         (value,) = struct.unpack_from(_ARG_STRUCT[arg.type], data, pos)
         values[arg.name] = value
         pos += size
     if pos < len(data):
-        raise PayloadError(
-            f"{where}: {len(data) - pos} bytes after the last argument", "BAD_ARGUMENT"
+        raise ConduytPayloadError(
+            f"{where}: {len(data) - pos} bytes after the last argument", ErrorName.BAD_ARGUMENT
         )
     try:
         encode_args(spec, values)
     except ModuleArgumentError as exc:
-        raise PayloadError(str(exc), "BAD_ARGUMENT") from None
+        raise ConduytPayloadError(str(exc), ErrorName.BAD_ARGUMENT) from None
     return values
 
 
@@ -453,10 +464,10 @@ def _require_capability(hello: HelloResp, pin: int, needs: Capability) -> None:
         elif not p.capabilities & bit:
             name = str(bit.name)
             have = ", ".join(p.capability_names) or "no capability"
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"pin {pin} has {have}; not {name.lower()} ({name.lower()} pins: "
                 f"{_pins_with(hello, bit)})",
-                "PIN_MODE_UNSUPPORTED",
+                ErrorName.PIN_MODE_UNSUPPORTED,
             )
 
 
@@ -467,7 +478,7 @@ def check_module_pins(hello: HelloResp, spec: CommandSpec, values: Mapping[str, 
     100 ms, which can hang an Uno R4 (§4.2). A `no_pin` value (stepper en_pin 255) and
     arguments missing from `values` are not checked.
 
-    Raises CapabilityError `INVALID_PIN` (`servo.attach: pin 200 does not exist: this
+    Raises ConduytCapabilityError `INVALID_PIN` (`servo.attach: pin 200 does not exist: this
     board has 10 pins`) or `PIN_MODE_UNSUPPORTED` (`pid.set_input: pin 4 supports input,
     output, pwm, input_pullup; not analog (analog pins: 12, 13, 14)`); the argument is
     named when it is not called `pin` (`stepper.config: dir_pin: pin 20 …`).
@@ -479,8 +490,8 @@ def check_module_pins(hello: HelloResp, spec: CommandSpec, values: Mapping[str, 
         assert arg.pin is not None
         try:
             _require_capability(hello, value, arg.pin)
-        except CapabilityError as exc:
-            raise CapabilityError(f"{_pin_label(spec, arg)}{exc}", exc.name) from None
+        except ConduytCapabilityError as exc:
+            raise ConduytCapabilityError(f"{_pin_label(spec, arg)}{exc}", exc.name) from None
 
 
 def _pin_label(spec: CommandSpec, arg: ArgSpec) -> str:
@@ -493,7 +504,7 @@ def check_module_args(hello: HelloResp, spec: CommandSpec, data: bytes) -> dict[
     catalog's checks (`decode_module_args`) and the board's pins (`check_module_pins`).
     Raw MOD_CMD packets and typed `module/{mod}/{command}` topics both go through it.
 
-    Raises PayloadError `BAD_ARGUMENT`, CapabilityError `INVALID_PIN` or
+    Raises ConduytPayloadError `BAD_ARGUMENT`, ConduytCapabilityError `INVALID_PIN` or
     `PIN_MODE_UNSUPPORTED`.
     """
     values = decode_module_args(spec, data)
@@ -506,15 +517,15 @@ def module_command_spec(hello: HelloResp, module_id: int, code: int) -> CommandS
     not a built-in (its commands are unknown to the bridge, so only its presence is
     checked).
 
-    Raises CapabilityError `MODULE_NOT_LOADED` (no such module) or `UNKNOWN_MODULE_CMD`
+    Raises ConduytCapabilityError `MODULE_NOT_LOADED` (no such module) or `UNKNOWN_MODULE_CMD`
     (a built-in without that command; `i2c_pass` has none, §8.8).
     """
     module = hello.module(module_id)
     if module is None:
         loaded = ", ".join(f"{m.module_id} {m.name}" for m in hello.modules) or "none"
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"no module with id {module_id} on this board (modules: {loaded})",
-            "MODULE_NOT_LOADED",
+            ErrorName.MODULE_NOT_LOADED,
         )
     spec = CATALOG.get(module.name)
     if spec is None:
@@ -522,9 +533,9 @@ def module_command_spec(hello: HelloResp, module_id: int, code: int) -> CommandS
     command = spec.command_by_code(code)
     if command is None:
         known = ", ".join(f"0x{c.code:02x} {c.name}" for c in spec.commands.values()) or "none"
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"module {module_id} ({module.name}) has no command 0x{code:02x} (commands: {known})",
-            "UNKNOWN_MODULE_CMD",
+            ErrorName.UNKNOWN_MODULE_CMD,
         )
     return command
 
@@ -536,28 +547,36 @@ def check_ds_write_value(ds: DatastreamDescriptor, value: bytes) -> None:
     """Raw DS_WRITE value bytes for `ds` (§5.5): writable, the declared type's natural size
     (BOOL 0/1, FLOAT32 finite), at least one byte for STRING/BYTES.
 
-    Raises CapabilityError `DATASTREAM_READONLY` or `OUT_OF_RANGE`, PayloadError
+    Raises ConduytCapabilityError `DATASTREAM_READONLY` or `OUT_OF_RANGE`, ConduytPayloadError
     `BAD_VALUE` for a value of the wrong size.
     """
     if not ds.writable:
-        raise CapabilityError(f"datastream '{ds.name}' is read-only", "DATASTREAM_READONLY")
+        raise ConduytCapabilityError(
+            f"datastream '{ds.name}' is read-only", ErrorName.DATASTREAM_READONLY
+        )
     ds_type = ds.known_type
     label = f"datastream '{ds.name}' ({ds_type.name if ds_type else int(ds.type)})"
     if ds_type is None:
-        raise CapabilityError(f"{label}: unknown type, cannot be written", "UNKNOWN_DATASTREAM")
+        raise ConduytCapabilityError(
+            f"{label}: unknown type, cannot be written", ErrorName.UNKNOWN_DATASTREAM
+        )
     size = ds_type.nominal_size
     if size is None:
         if not value:
-            raise PayloadError(f"{label} needs a value of at least 1 byte", "BAD_VALUE")
+            raise ConduytPayloadError(
+                f"{label} needs a value of at least 1 byte", ErrorName.BAD_VALUE
+            )
         return
     if len(value) != size:
-        raise PayloadError(
-            f"{label} takes a {size}-byte value, got {len(value)} bytes", "BAD_VALUE"
+        raise ConduytPayloadError(
+            f"{label} takes a {size}-byte value, got {len(value)} bytes", ErrorName.BAD_VALUE
         )
     if ds_type is DatastreamType.BOOL and value[0] > 1:
-        raise CapabilityError(f"{label} takes 0x00 or 0x01, got 0x{value[0]:02x}", "OUT_OF_RANGE")
+        raise ConduytCapabilityError(
+            f"{label} takes 0x00 or 0x01, got 0x{value[0]:02x}", ErrorName.OUT_OF_RANGE
+        )
     if ds_type is DatastreamType.FLOAT32 and not math.isfinite(struct.unpack("<f", value)[0]):
-        raise CapabilityError(f"{label} takes a finite float32", "OUT_OF_RANGE")
+        raise ConduytCapabilityError(f"{label} takes a finite float32", ErrorName.OUT_OF_RANGE)
 
 
 # ------------------------------------------------------------------------------ raw packets
@@ -567,16 +586,17 @@ def _need(name: str, payload: bytes, sizes: Iterable[int], layout: str) -> None:
     allowed = tuple(sizes)
     if len(payload) not in allowed:
         want = " or ".join(str(s) for s in allowed)
-        raise PayloadError(
-            f"{name} payload must be {want} bytes {layout}, got {len(payload)}", "BAD_LENGTH"
+        raise ConduytPayloadError(
+            f"{name} payload must be {want} bytes {layout}, got {len(payload)}",
+            ErrorName.BAD_LENGTH
         )
 
 
 def _at_least(name: str, payload: bytes, size: int, layout: str) -> None:
     if len(payload) < size:
-        raise PayloadError(
+        raise ConduytPayloadError(
             f"{name} payload needs at least {size} bytes {layout}, got {len(payload)}",
-            "BAD_LENGTH",
+            ErrorName.BAD_LENGTH,
         )
 
 
@@ -601,38 +621,39 @@ def check_command(
     Stateful limits (subscription slots, an active subscription for PIN_UNSUBSCRIBE) are
     the caller's job. DS_READ is refused: the firmware NAKs every DS_READ (§10 #11).
 
-    Raises CapabilityError (event or unknown type → `UNKNOWN_TYPE`, and everything the
-    board cannot do), PayloadError (wrong layout), ForbiddenError (`OTA_DISABLED` unless
+    Raises ConduytCapabilityError (event or unknown type → `UNKNOWN_TYPE`, and everything the
+    board cannot do), ConduytPayloadError (wrong layout), ConduytForbiddenError (`OTA_DISABLED`
+    unless
     `allow_ota`).
     """
     name = type_name(type_)
     if type_ >= 0x80 and type_ != PacketType.RESET:
         label = name if name.startswith("0x") else f"{name} (0x{type_:02x})"
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"{label} is an event type (0x80..0xFF), not a command: the board would NAK it "
             "UNKNOWN_TYPE",
-            "UNKNOWN_TYPE",
+            ErrorName.UNKNOWN_TYPE,
         )
     try:
         kind = PacketType(type_)
     except ValueError:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"0x{type_:02x} is not a Conduyt command type: the board would NAK it UNKNOWN_TYPE",
-            "UNKNOWN_TYPE",
+            ErrorName.UNKNOWN_TYPE,
         ) from None
     check_payload_size(name, len(payload), max_command_payload)
     modes = pin_modes or {}
     if kind in OTA_TYPES:
         # First: OTA_FINALIZE is also a no-payload type, and must never slip through there.
         if not allow_ota:
-            raise ForbiddenError(
+            raise ConduytForbiddenError(
                 f"{name} refused: OTA packets are disabled for this board (allow_ota = false)",
-                "OTA_DISABLED",
+                ErrorName.OTA_DISABLED,
             )
         if not hello.ota_capable:
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 "this board's firmware was built without OTA support (ota_capable = 0)",
-                "OTA_INVALID",
+                ErrorName.OTA_INVALID,
             )
     if kind in _NO_PAYLOAD:
         _need(name, payload, (0,), "(it takes no payload)")
@@ -643,16 +664,18 @@ def check_command(
     elif kind is PacketType.PIN_MODE:
         _need(name, payload, (2,), "[pin, mode]")
         if payload[1] > PinMode.INPUT_PULLUP:
-            raise PayloadError(f"PIN_MODE mode {payload[1]} is not a pin mode (0..4)", "BAD_MODE")
+            raise ConduytPayloadError(
+                f"PIN_MODE mode {payload[1]} is not a pin mode (0..4)", ErrorName.BAD_MODE
+            )
         require_mode(hello, payload[0], PinMode(payload[1]))
     elif kind is PacketType.PIN_WRITE:
         _need(name, payload, (2, 3), "[pin, value, mode?]")
         pin, value = payload[0], payload[1]
         if len(payload) == 3:
             if payload[2] not in (PinMode.OUTPUT, PinMode.PWM):
-                raise PayloadError(
+                raise ConduytPayloadError(
                     f"PIN_WRITE mode byte must be 1 (output) or 2 (pwm), got {payload[2]}",
-                    "BAD_MODE",
+                    ErrorName.BAD_MODE,
                 )
             pwm = payload[2] == PinMode.PWM
         else:
@@ -662,8 +685,8 @@ def check_command(
         _need(name, payload, (1, 2), "[pin, mode?]")
         if len(payload) == 2:
             if payload[1] > PinMode.INPUT_PULLUP:
-                raise PayloadError(
-                    f"PIN_READ mode {payload[1]} is not a pin mode (0..4)", "BAD_MODE"
+                raise ConduytPayloadError(
+                    f"PIN_READ mode {payload[1]} is not a pin mode (0..4)", ErrorName.BAD_MODE
                 )
             analog = payload[1] == PinMode.ANALOG
         else:
@@ -672,8 +695,9 @@ def check_command(
     elif kind is PacketType.PIN_SUBSCRIBE:
         _need(name, payload, (7,), "[pin, mode, interval u16le, threshold u16le, 0x00]")
         if payload[1] not in SUBSCRIBE_MODE_NAMES:
-            raise PayloadError(
-                f"PIN_SUBSCRIBE mode {payload[1]} is not a subscribe mode (1..4)", "BAD_MODE"
+            raise ConduytPayloadError(
+                f"PIN_SUBSCRIBE mode {payload[1]} is not a subscribe mode (1..4)",
+                ErrorName.BAD_MODE
             )
         interval, threshold = struct.unpack_from("<HH", payload, 2)
         check_subscribe(hello, payload[0], SubscribeMode(payload[1]), interval, threshold)
@@ -694,7 +718,7 @@ def check_command(
     elif kind is PacketType.SPI_XFER:
         _at_least(name, payload, 2, "[cs_pin, data…]")
         if hello.spi_buses < 1:
-            raise CapabilityError("this board has no SPI bus", "SPI_NOT_AVAILABLE")
+            raise ConduytCapabilityError("this board has no SPI bus", ErrorName.SPI_NOT_AVAILABLE)
         require_mode(hello, payload[0], PinMode.OUTPUT)  # the firmware drives CS as output
         check_read_count(hello, len(payload) - 1)  # one MISO byte per data byte comes back
     elif kind is PacketType.MOD_CMD:
@@ -710,10 +734,10 @@ def check_command(
         ds = require_datastream(hello, payload[0])
         check_ds_write_value(ds, payload[1:])
     elif kind is PacketType.DS_READ:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             "DS_READ is not supported by the firmware (it NAKs every DS_READ "
             "UNKNOWN_DATASTREAM): read the retained state topic ds/{slug}",
-            "UNKNOWN_DATASTREAM",
+            ErrorName.UNKNOWN_DATASTREAM,
         )
     elif kind is PacketType.DS_SUBSCRIBE:
         _need(name, payload, (1, 3), "[ds_index, interval_ms u16le?]")
@@ -721,13 +745,13 @@ def check_command(
 
 
 def require_datastream(hello: HelloResp, index: int) -> DatastreamDescriptor:
-    """Datastream `index` (§6.1). Raises CapabilityError `UNKNOWN_DATASTREAM`."""
+    """Datastream `index` (§6.1). Raises ConduytCapabilityError `UNKNOWN_DATASTREAM`."""
     ds = hello.datastream(index)
     if ds is None:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"datastream index {index} does not exist: this board has "
             f"{len(hello.datastreams)} datastreams",
-            "UNKNOWN_DATASTREAM",
+            ErrorName.UNKNOWN_DATASTREAM,
         )
     return ds
 
@@ -750,15 +774,15 @@ def check_stream_mask(hello: HelloResp, pin_mask: int) -> None:
     """Every bit of a STREAM_START mask must land on an ADC pin: the firmware's
     `analogRead` there is unguarded and can hang a Renesas board (§4.2, Q12).
 
-    Raises CapabilityError `PIN_MODE_UNSUPPORTED`.
+    Raises ConduytCapabilityError `PIN_MODE_UNSUPPORTED`.
     """
     bits = [p for p in range(16) if pin_mask >> p & 1]
     for bit, pin in zip(bits, stream_pins(hello, pin_mask), strict=True):
         if pin < 0:
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"STREAM_START bit {bit} has no analog input behind it (analog pins: "
                 f"{_pins_with(hello, Capability.ANALOG_IN)})",
-                "PIN_MODE_UNSUPPORTED",
+                ErrorName.PIN_MODE_UNSUPPORTED,
             )
 
 

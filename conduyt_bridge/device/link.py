@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from conduyt_bridge.errors import DisconnectedError, describe_exception
+from conduyt_bridge.errors import ConduytDisconnectedError, describe_exception
 from conduyt_bridge.protocol.framing import Deframer, FrameError, StreamItem, TextLine
 from conduyt_bridge.protocol.packet import Packet
 
@@ -36,7 +36,7 @@ class Link:
     async def receive(self) -> list[Packet | FrameError]:
         """Wait for bytes and return the packets and dropped-frame reports they complete.
 
-        Raises DisconnectedError on end of stream or an OS error (a pulled USB cable reads
+        Raises ConduytDisconnectedError on end of stream or an OS error (a pulled USB cable reads
         as EIO).
         """
         return [e for e in await self.receive_stream() if not isinstance(e, TextLine)]
@@ -46,22 +46,27 @@ class Link:
         try:
             data = await self.reader.read(READ_CHUNK)
         except (OSError, ConnectionError) as exc:
-            raise DisconnectedError(f"{self.description}: {describe_exception(exc)}") from exc
+            raise ConduytDisconnectedError(
+                f"{self.description}: {describe_exception(exc)}"
+            ) from exc
         if not data:
-            raise DisconnectedError(f"{self.description}: end of stream")
+            raise ConduytDisconnectedError(f"{self.description}: end of stream")
         self.bytes_in += len(data)
         return self.deframer.feed_stream(data)
 
     async def send(self, packet: bytes) -> None:
-        """Frame and write one encoded packet. Raises DisconnectedError if the link is down."""
+        """Frame and write one encoded packet. Raises ConduytDisconnectedError if the link is
+        down."""
         if self._closed:
-            raise DisconnectedError(f"{self.description}: link closed")
+            raise ConduytDisconnectedError(f"{self.description}: link closed")
         data = self.deframer.frame(packet)
         try:
             self.writer.write(data)
             await self.writer.drain()
         except (OSError, ConnectionError, RuntimeError) as exc:
-            raise DisconnectedError(f"{self.description}: {describe_exception(exc)}") from exc
+            raise ConduytDisconnectedError(
+                f"{self.description}: {describe_exception(exc)}"
+            ) from exc
         self.bytes_out += len(data)
 
     @property

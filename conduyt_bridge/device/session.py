@@ -54,15 +54,21 @@ from conduyt_bridge.device.link import Link
 from conduyt_bridge.device.serial_text import boot_banner
 from conduyt_bridge.device.transports import SerialTransport, Transport, tcp_reachable
 from conduyt_bridge.errors import (
-    BridgeError,
-    CapabilityError,
-    DeviceTimeoutError,
-    DisconnectedError,
-    NakError,
+    ConduytCapabilityError,
+    ConduytDisconnectedError,
+    ConduytError,
+    ConduytNAKError,
+    ConduytTimeoutError,
     describe_exception,
 )
 from conduyt_bridge.protocol.commands import parse_nak
-from conduyt_bridge.protocol.constants import RESPONSE_TYPES, ErrorCode, PacketType, type_name
+from conduyt_bridge.protocol.constants import (
+    RESPONSE_TYPES,
+    ErrorCode,
+    PacketType,
+    error_name,
+    type_name,
+)
 from conduyt_bridge.protocol.errors import HelloParseError
 from conduyt_bridge.protocol.framing import FrameError, TextLine
 from conduyt_bridge.protocol.hello import HelloResp, parse_hello
@@ -245,18 +251,19 @@ class DeviceSession:
         """Send a command and wait for its reply (matched by sequence number).
 
         Returns the reply packet (ACK, PONG, HELLO_RESP, PIN_READ_RESP, MOD_RESP, ...).
-        Raises DisconnectedError (no link, or lost while waiting), DeviceTimeoutError,
-        NakError (the board answered NAK), CapabilityError (payload over the board's limit).
+        Raises ConduytDisconnectedError (no link, or lost while waiting), ConduytTimeoutError,
+        ConduytNAKError (the board answered NAK), ConduytCapabilityError (payload over the board's
+        limit).
         """
         link = self._link
         if link is None or link.closed:
-            raise DisconnectedError(f"{self.device_id} is offline")
+            raise ConduytDisconnectedError(f"{self.device_id} is offline")
         name = type_name(type_)
         check_payload_size(name, len(payload), self.max_command_payload)
         timeout = timeout_s if timeout_s is not None else self.config.command_timeout_ms / 1000
         async with self._window:
             if link is not self._link or link.closed:
-                raise DisconnectedError(f"{self.device_id} went offline")
+                raise ConduytDisconnectedError(f"{self.device_id} went offline")
             seq = self._next_seq()
             wire = encode_packet(type_, seq, payload)
             future: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
@@ -271,12 +278,13 @@ class DeviceSession:
                     reply = await future
             except TimeoutError:
                 self.stats.timeouts += 1
-                raise DeviceTimeoutError(name, timeout) from None
+                raise ConduytTimeoutError(name, timeout) from None
             finally:
                 self._pending.pop(seq, None)
         if reply.type == PacketType.NAK:
             self.stats.naks += 1
-            raise NakError(parse_nak(reply.payload), name)
+            code = parse_nak(reply.payload)
+            raise ConduytNAKError(code, error_name(code), name)
         self.stats.record_latency(time.monotonic() - started)
         return reply
 
@@ -360,7 +368,7 @@ class DeviceSession:
             self._seq = self._seq % 255 + 1
             if self._seq not in self._pending:
                 return self._seq
-        raise DisconnectedError("no free sequence number: 255 commands in flight")
+        raise ConduytDisconnectedError("no free sequence number: 255 commands in flight")
 
     async def _serve(self, link: Link) -> str:
         """Run one opened link until it is lost; returns the reason."""
@@ -376,7 +384,7 @@ class DeviceSession:
             done, _ = await asyncio.wait({reader, keepalive}, return_when=asyncio.FIRST_COMPLETED)
             exc = next(iter(done)).exception()
             return describe_exception(exc) if exc else "link closed"
-        except BridgeError as exc:
+        except ConduytError as exc:
             return str(exc)
         except Exception as exc:  # a bug in a hook or observer: drop this link, reconnect
             self.log.exception("board session failed")
@@ -386,7 +394,7 @@ class DeviceSession:
             for task in children:
                 task.cancel()
             self._link = None
-            self._fail_pending(DisconnectedError(f"{self.device_id} went offline"))
+            self._fail_pending(ConduytDisconnectedError(f"{self.device_id} went offline"))
             try:
                 # asyncio.wait (not suppress(...) around await) so that a cancellation
                 # of this session itself still propagates: swallowing it here once kept
@@ -403,22 +411,22 @@ class DeviceSession:
         timeout = self.config.hello_timeout_ms / 1000
         for attempt in range(HELLO_ATTEMPTS):
             if reader.done():
-                raise DisconnectedError(f"link lost during handshake: {reader.exception()}")
+                raise ConduytDisconnectedError(f"link lost during handshake: {reader.exception()}")
             self._unmatched.clear()
             try:
                 hello_packet = await self.request(PacketType.HELLO, b"", timeout)
                 break
-            except DeviceTimeoutError:
+            except ConduytTimeoutError:
                 stale = stale_answers(self._seq, list(self._unmatched))
                 if stale and link.stop_and_wait and await self._drain_backlog(link, stale):
                     continue
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
         if hello_packet is None or hello_packet.type != PacketType.HELLO_RESP:
-            raise DisconnectedError(f"no HELLO_RESP after {HELLO_ATTEMPTS} attempts")
+            raise ConduytDisconnectedError(f"no HELLO_RESP after {HELLO_ATTEMPTS} attempts")
         try:
             hello = parse_hello(hello_packet.payload)
         except HelloParseError as exc:
-            raise DisconnectedError(f"unusable HELLO_RESP: {exc}") from exc
+            raise ConduytDisconnectedError(f"unusable HELLO_RESP: {exc}") from exc
         if hello.problems:
             self.log.warning("HELLO_RESP is truncated or corrupted", problems=list(hello.problems))
         self.hello = hello
@@ -477,7 +485,7 @@ class DeviceSession:
         for hook in self.handshake_hooks:
             try:
                 await hook(self)
-            except (NakError, DeviceTimeoutError, CapabilityError) as exc:
+            except (ConduytNAKError, ConduytTimeoutError, ConduytCapabilityError) as exc:
                 self.log.warning("handshake step failed", error=describe_exception(exc))
 
     def suspect_reboot(self, why: str) -> None:
@@ -495,7 +503,7 @@ class DeviceSession:
         async def rerun() -> None:
             try:
                 await self._routine()
-            except BridgeError as exc:
+            except ConduytError as exc:
                 self.log.warning(
                     "re-running the handshake routine failed", error=describe_exception(exc)
                 )
@@ -583,22 +591,22 @@ class DeviceSession:
             if time.monotonic() - self._last_rx >= interval:
                 try:
                     await self.request(PacketType.PING)
-                except DeviceTimeoutError:
+                except ConduytTimeoutError:
                     misses += 1
                     self.log.info("keepalive PING unanswered", misses=misses)
                     if misses >= self.config.keepalive_misses:
-                        raise DisconnectedError(
+                        raise ConduytDisconnectedError(
                             f"board stopped answering: {misses} keepalive PINGs unanswered"
                         ) from None
                     continue
-                except NakError:
+                except ConduytNAKError:
                     pass  # an answer all the same
             if misses:
                 # Silent for a while, then answering again: a reset looks like this.
                 self.suspect_reboot(f"answered again after {misses} unanswered PINGs")
             misses = 0
 
-    def _fail_pending(self, error: BridgeError) -> None:
+    def _fail_pending(self, error: ConduytError) -> None:
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(error)

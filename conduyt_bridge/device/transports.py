@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from conduyt_bridge.device.link import Link
-from conduyt_bridge.errors import DisconnectedError, describe_exception
+from conduyt_bridge.errors import ConduytDisconnectedError, describe_exception
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.framing import CobsDeframer, RawDeframer
 from conduyt_bridge.protocol.hello import parse_hello
@@ -43,7 +43,7 @@ class Transport(Protocol):
         ...
 
     async def open(self) -> Link:
-        """Open the link. Raises OSError, DisconnectedError or a serialx error on failure."""
+        """Open the link. Raises OSError, ConduytDisconnectedError or a serialx error on failure."""
         ...
 
 
@@ -205,11 +205,11 @@ class TcpListener:
     async def start(self) -> None:
         """Start listening (must happen before the boards boot: they connect once, Q1).
 
-        Raises `DisconnectedError` once `close()` ran: a session reconnecting during the
+        Raises `ConduytDisconnectedError` once `close()` ran: a session reconnecting during the
         shutdown must not open the port again.
         """
         if self._closed:
-            raise DisconnectedError(f"listen://{self.host}:{self.port} is closed")
+            raise ConduytDisconnectedError(f"listen://{self.host}:{self.port} is closed")
         if self._server is None:
             self._server = await asyncio.start_server(self._on_client, self.host, self.port)
             log.info("listening for TCP boards", host=self.host, port=self.bound_port)
@@ -235,7 +235,7 @@ class TcpListener:
         try:
             async with asyncio.timeout(self.hello_timeout_s):
                 mcu_id = await self._probe_mcu_id(link)
-        except (TimeoutError, DisconnectedError, ValueError) as exc:
+        except (TimeoutError, ConduytDisconnectedError, ValueError) as exc:
             log.warning(
                 "TCP board did not identify itself",
                 peer=peer_text,

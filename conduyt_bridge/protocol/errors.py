@@ -1,10 +1,22 @@
-"""Typed errors of the sans-IO protocol core. All derive from `ProtocolError` (a ValueError)."""
+"""Typed errors of the sans-IO protocol core. All derive from `ProtocolError`, a
+`ConduytError` (the package's one root, `conduyt_bridge.errors`) and a `ValueError`."""
 
 from __future__ import annotations
 
+from conduyt_bridge.errors import ConduytError
 
-class ProtocolError(ValueError):
-    """Base of every error raised while decoding or encoding Conduyt bytes."""
+
+class ProtocolError(ConduytError, ValueError):
+    """Base of every error raised while decoding or encoding Conduyt bytes: the bytes (from
+    the board, or a raw packet from a caller) do not follow the protocol."""
+
+    @property
+    def name(self) -> str:
+        return "PROTOCOL"
+
+
+ConduytProtocolError = ProtocolError
+"""The public name of `ProtocolError`."""
 
 
 class TruncatedPacketError(ProtocolError):

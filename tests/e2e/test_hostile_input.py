@@ -98,7 +98,7 @@ def test_nesting_check_ignores_brackets_in_strings() -> None:
 def test_recursion_never_escapes_the_parser() -> None:
     with pytest.raises(Exception) as caught:
         parse_command_payload(b"[" * 100_000)
-    assert type(caught.value).__name__ == "PayloadError"
+    assert type(caught.value).__name__ == "ConduytPayloadError"
     assert str(caught.value) == TOO_DEEP["message"]
 
 

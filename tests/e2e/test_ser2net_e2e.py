@@ -48,6 +48,7 @@ MODES = {
 (57600 here) must replace ser2net's 115200."""
 
 BRIDGE_BAUDRATE = 57600
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def free_port() -> int:
@@ -243,7 +244,7 @@ def test_ser2net_binary_is_4x() -> None:
 async def test_readme_ser2net_snippet_works(tmp_path: Path) -> None:
     """The README's ser2net YAML, with loopback ports and ptys put in, serves a board in
     both modes."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
     section = readme.split("### Boards behind ser2net", 1)[1]
     snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     accepters = re.findall(r"accepter: (\S+),(\d+)\n", snippet)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from ha_schema import SENSOR_DEVICE_CLASSES, validate_discovery, validate_message
 
+from conduyt_bridge.northbound.homeassistant import discovery
 from conduyt_bridge.northbound.homeassistant.discovery import (
     MIGRATE_PAYLOAD,
     BoardDiscovery,
@@ -28,7 +29,6 @@ from conduyt_bridge.northbound.homeassistant.discovery import (
     removal_messages,
     status_topic,
 )
-from conduyt_bridge.northbound.homeassistant import discovery
 from conduyt_bridge.protocol.constants import DatastreamType as T
 from conduyt_bridge.protocol.hello import DatastreamDescriptor, HelloResp
 from conduyt_bridge.protocol.values import write_range

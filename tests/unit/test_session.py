@@ -13,7 +13,7 @@ import pytest
 from conduyt_bridge.app.config import DeviceConfig
 from conduyt_bridge.device.session import DeviceSession
 from conduyt_bridge.device.transports import SerialTransport, SimTransport
-from conduyt_bridge.errors import DeviceTimeoutError, DisconnectedError, NakError
+from conduyt_bridge.errors import ConduytDisconnectedError, ConduytNAKError, ConduytTimeoutError
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.framing import TextLine
 from conduyt_bridge.protocol.hello import HelloResp
@@ -100,11 +100,11 @@ async def test_crc_nak_with_seq_0_resends_the_pending_command() -> None:
 
 async def test_nak_and_timeout_errors() -> None:
     async with session_for("thermostat", command_timeout_ms=200) as (session, board, _):
-        with pytest.raises(NakError) as nak:
+        with pytest.raises(ConduytNAKError) as nak:
             await session.request(PacketType.DS_READ, b"\x00")
         assert nak.value.code == 0x0D and nak.value.name == "UNKNOWN_DATASTREAM"
         board.faults.drop_replies = 1
-        with pytest.raises(DeviceTimeoutError, match="no answer to PING within 200 ms"):
+        with pytest.raises(ConduytTimeoutError, match="no answer to PING within 200 ms"):
             await session.request(PacketType.PING)
         assert session.stats.naks == 1 and session.stats.timeouts == 1
         # Still usable afterwards: nothing is left pending.
@@ -121,7 +121,7 @@ async def test_events_reach_the_observer_with_seq_0() -> None:
 async def test_request_while_offline_is_refused_at_once() -> None:
     config = DeviceConfig(id="x", port="/dev/nonexistent-conduyt")
     session = DeviceSession(config, SimTransport("uno"), Observer())
-    with pytest.raises(DisconnectedError, match="x is offline"):
+    with pytest.raises(ConduytDisconnectedError, match="x is offline"):
         await session.request(PacketType.PING)
 
 

@@ -22,11 +22,13 @@ from conduyt_bridge.app.config import DeviceConfig
 from conduyt_bridge.device.serial_text import LineRateLimiter
 from conduyt_bridge.device.session import DeviceSession, SessionState
 from conduyt_bridge.errors import (
-    BridgeError,
-    CapabilityError,
-    DisconnectedError,
-    ForbiddenError,
-    PayloadError,
+    ConduytCapabilityError,
+    ConduytDisconnectedError,
+    ConduytError,
+    ConduytForbiddenError,
+    ConduytInternalError,
+    ConduytPayloadError,
+    ErrorName,
     describe_exception,
 )
 from conduyt_bridge.northbound.conduyt.payloads import (
@@ -78,7 +80,7 @@ RECENT_ERRORS = 20
 """Error reports kept per board for the status page and health."""
 
 Handler = Callable[["BoardBridge", "Command"], Awaitable[dict[str, Any]]]
-"""A command handler: returns the success document (without `ok`) or raises BridgeError."""
+"""A command handler: returns the success document (without `ok`) or raises ConduytError."""
 
 
 @dataclass(slots=True)
@@ -107,7 +109,7 @@ class Command:
             if not self.refused_unread:
                 try:
                     self._transaction = parse_command_payload(self.payload).transaction
-                except BridgeError:
+                except ConduytError:
                     self._transaction = None
         return self._transaction
 
@@ -169,15 +171,15 @@ class BoardBridge:
         return str(self.session.state) if self.session is not None else "offline"
 
     def require_session(self) -> DeviceSession:
-        """The session, if online. Raises DisconnectedError."""
+        """The session, if online. Raises ConduytDisconnectedError."""
         if self.session is None or not self.session.online:
-            raise DisconnectedError(f"board '{self.dev}' is offline")
+            raise ConduytDisconnectedError(f"board '{self.dev}' is offline")
         return self.session
 
     def require_hello(self) -> HelloResp:
-        """The board's HELLO_RESP, if known. Raises DisconnectedError."""
+        """The board's HELLO_RESP, if known. Raises ConduytDisconnectedError."""
         if self.hello is None:
-            raise DisconnectedError(f"board '{self.dev}' has not completed a handshake yet")
+            raise ConduytDisconnectedError(f"board '{self.dev}' has not completed a handshake yet")
         return self.hello
 
     # ---- SessionObserver ------------------------------------------------------------------
@@ -406,10 +408,10 @@ class BoardBridge:
             command.refused_unread = True
             self.report(
                 command,
-                PayloadError(
+                ConduytPayloadError(
                     f"payload of {len(command.payload)} bytes is longer than any command for "
                     f"board '{self.dev}' can be ({limit} bytes at most)",
-                    "PAYLOAD_TOO_LONG",
+                    ErrorName.PAYLOAD_TOO_LONG,
                 ),
             )
             return
@@ -418,9 +420,9 @@ class BoardBridge:
         except asyncio.QueueFull:
             self.report(
                 command,
-                CapabilityError(
+                ConduytCapabilityError(
                     f"board '{self.dev}' has {COMMAND_QUEUE_LIMIT} commands waiting; try later",
-                    "BUSY",
+                    ErrorName.BUSY,
                 ),
             )
 
@@ -435,30 +437,30 @@ class BoardBridge:
         started = time.monotonic()
         try:
             if command.retain:
-                raise ForbiddenError(
+                raise ConduytForbiddenError(
                     "retained command ignored: commands must not be published with the "
                     "retain flag (a stale retained command would re-run on every restart)",
-                    "RETAINED_COMMAND",
+                    ErrorName.RETAINED_COMMAND,
                 )
             if self.config.read_only:
-                raise ForbiddenError(
+                raise ConduytForbiddenError(
                     f"board '{self.dev}' is configured read_only: commands are refused",
-                    "READ_ONLY",
+                    ErrorName.READ_ONLY,
                 )
             await self._wait_for_handshake()
             handler = self.handlers.get(command.parsed.kind)
             if handler is None:
-                raise ForbiddenError(
+                raise ConduytForbiddenError(
                     f"{command.parsed.kind} commands are not enabled for board '{self.dev}'",
-                    "NOT_ENABLED",
+                    ErrorName.NOT_ENABLED,
                 )
             result = await handler(self, command)
-        except BridgeError as exc:
+        except ConduytError as exc:
             self.report(command, exc)
             return
         except Exception as exc:  # a handler bug must not kill the board's worker
             self.log.exception("command handler failed", topic=command.topic)
-            self.report(command, PayloadError(f"internal error: {exc}", "INTERNAL"))
+            self.report(command, ConduytInternalError(f"internal error: {exc}"))
             return
         self.log.debug(
             "command done", topic=command.topic, ms=round((time.monotonic() - started) * 1000, 1)
@@ -490,13 +492,13 @@ class BoardBridge:
                 command.response_topic, dumps(doc), qos=1, properties=props, coalesce=False
             )
 
-    def report(self, command: Command, error: BridgeError) -> None:
+    def report(self, command: Command, error: ConduytError) -> None:
         """Publish the error report on `{dev}/error` and on the response topic, if any."""
         doc = error_report(command.topic, error, command.transaction())
         self.errors.append({**doc, "ts": time.time()})
         # Debug, not info: any client allowed to publish under the base topic can make a
         # refusal per message; the report on `{dev}/error` is where a user sees it.
-        self.log.debug("command refused", topic=command.topic, error=error.kind, reason=str(error))
+        self.log.debug("command refused", topic=command.topic, error=error.name, reason=str(error))
         self.mqtt.publish(self.topics.error, dumps(doc), qos=1, coalesce=False)
         if command.response_topic:
             props = publish_properties(command.correlation_data)
@@ -534,7 +536,7 @@ class BoardBridge:
             try:
                 raw = encode_value(ds, value, StringEncoding(self.config.string_encoding))
                 await session.request(PacketType.DS_WRITE, ds_write(ds.index, raw))
-            except (BridgeError, ValueEncodeError) as exc:
+            except (ConduytError, ValueEncodeError) as exc:
                 self.log.warning("replay failed", datastream=ds.name, error=describe_exception(exc))
                 continue
             self.values[slug] = value
@@ -552,7 +554,7 @@ class BoardBridge:
             try:
                 value = datastream_command_value(payload, ds).value
                 encode_value(ds, value, StringEncoding(self.config.string_encoding))
-            except (BridgeError, ValueEncodeError):
+            except (ConduytError, ValueEncodeError):
                 continue
             self.replay[slug] = value
 
@@ -560,26 +562,28 @@ class BoardBridge:
 async def handle_ds_set(board: BoardBridge, command: Command) -> dict[str, Any]:
     """`{base}/{dev}/ds/{slug}/set`: validate, send DS_WRITE, publish the new state on ACK.
 
-    Raises CapabilityError (unknown or read-only datastream, value out of the type's
-    range), PayloadError (payload does not parse as the datastream's type),
-    DisconnectedError, DeviceTimeoutError, NakError.
+    Raises ConduytCapabilityError (unknown or read-only datastream, value out of the type's
+    range), ConduytPayloadError (payload does not parse as the datastream's type),
+    ConduytDisconnectedError, ConduytTimeoutError, ConduytNAKError.
     """
     board.require_hello()
     slug = command.parsed.target
     ds = board.ds_by_slug.get(slug)
     if ds is None:
         known = ", ".join(sorted(board.ds_by_slug)) or "none"
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"datastream '{slug}' does not exist on board '{board.dev}' (datastreams: {known})",
-            "UNKNOWN_DATASTREAM",
+            ErrorName.UNKNOWN_DATASTREAM,
         )
     if not ds.writable:
-        raise CapabilityError(f"datastream '{ds.name}' is read-only", "DATASTREAM_READONLY")
+        raise ConduytCapabilityError(
+            f"datastream '{ds.name}' is read-only", ErrorName.DATASTREAM_READONLY
+        )
     value = datastream_command_value(command.payload, ds).value
     try:
         raw = encode_value(ds, value, StringEncoding(board.config.string_encoding))
     except ValueEncodeError as exc:
-        raise CapabilityError(str(exc), "OUT_OF_RANGE") from None
+        raise ConduytCapabilityError(str(exc), ErrorName.OUT_OF_RANGE) from None
     session = board.require_session()
     # session.request refuses a payload over the board's limit (PAYLOAD_TOO_LARGE).
     await session.request(PacketType.DS_WRITE, ds_write(ds.index, raw))

@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from conduyt_bridge.errors import BridgeError, PayloadError
+from conduyt_bridge.errors import (
+    ConduytCapabilityError,
+    ConduytDisconnectedError,
+    ConduytError,
+    ConduytForbiddenError,
+    ConduytNAKError,
+    ConduytPayloadError,
+    ConduytTimeoutError,
+    ErrorName,
+)
 from conduyt_bridge.protocol.constants import DatastreamType
 from conduyt_bridge.protocol.hello import DatastreamDescriptor
 from conduyt_bridge.protocol.values import DatastreamValue
@@ -83,18 +92,18 @@ def parse_command_payload(payload: bytes) -> CommandValue:
 
     A JSON object yields its `value` member (if any) and `transaction`; `is_object` tells
     that the payload was an object (module commands take named arguments from it).
-    Raises PayloadError for payloads that are not UTF-8 or are empty.
+    Raises ConduytPayloadError for payloads that are not UTF-8 or are empty.
     """
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise PayloadError("payload is not UTF-8 text", "NOT_UTF8") from None
+        raise ConduytPayloadError("payload is not UTF-8 text", ErrorName.NOT_UTF8) from None
     if not text:
-        raise PayloadError("payload is empty", "EMPTY_PAYLOAD")
+        raise ConduytPayloadError("payload is empty", ErrorName.EMPTY_PAYLOAD)
     if json_nesting_exceeds(text, MAX_JSON_DEPTH):
-        raise PayloadError(
+        raise ConduytPayloadError(
             f"payload nests JSON arrays/objects more than {MAX_JSON_DEPTH} levels deep",
-            "NESTED_TOO_DEEP",
+            ErrorName.NESTED_TOO_DEEP,
         )
     try:
         doc = json.loads(text)
@@ -147,15 +156,16 @@ def datastream_command_value(payload: bytes, ds: DatastreamDescriptor) -> Comman
     Numbers: JSON numbers (integers for integer types; range is checked when encoding).
     STRING: the text as sent (a JSON string is unquoted). BYTES: base64 text or a JSON list
     of 0..255. Any of these may come as `{"value": …, "transaction": …}`.
-    Raises PayloadError with a message naming the datastream and what it takes.
+    Raises ConduytPayloadError with a message naming the datastream and what it takes.
     """
     raw = parse_command_payload(payload)
     value = raw.value
     transaction = raw.transaction
     if raw.is_object:
         if "value" not in value:
-            raise PayloadError(
-                f"JSON object for datastream '{ds.name}' needs a \"value\" member", "NO_VALUE"
+            raise ConduytPayloadError(
+                f"JSON object for datastream '{ds.name}' needs a \"value\" member",
+                ErrorName.NO_VALUE
             )
         value = value["value"]
     ds_type = ds.known_type
@@ -168,10 +178,10 @@ def datastream_command_value(payload: bytes, ds: DatastreamDescriptor) -> Comman
             return CommandValue(bool(value), transaction)
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return CommandValue(value.strip().lower() in _TRUE, transaction)
-        raise PayloadError(f"{label} takes true/false, on/off or 1/0, not {_show(value)}")
+        raise ConduytPayloadError(f"{label} takes true/false, on/off or 1/0, not {_show(value)}")
     if ds_type is not None and ds_type.is_numeric:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PayloadError(f"{label} takes a number, not {_show(value)}")
+            raise ConduytPayloadError(f"{label} takes a number, not {_show(value)}")
         return CommandValue(value, transaction)
     if ds_type is DatastreamType.STRING:
         if isinstance(value, str):
@@ -189,8 +199,8 @@ def datastream_command_value(payload: bytes, ds: DatastreamDescriptor) -> Comman
                 return CommandValue(base64.b64decode(value, validate=True), transaction)
             except (binascii.Error, ValueError):
                 pass
-        raise PayloadError(f"{label} takes base64 text or a JSON list of bytes 0..255")
-    raise PayloadError(f"{label}: this bridge cannot write type code {int(ds.type)}")
+        raise ConduytPayloadError(f"{label} takes base64 text or a JSON list of bytes 0..255")
+    raise ConduytPayloadError(f"{label}: this bridge cannot write type code {int(ds.type)}")
 
 
 def _show(value: Any) -> str:
@@ -198,11 +208,32 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def error_report(topic: str, error: BridgeError, transaction: Any = None) -> dict[str, Any]:
+ERROR_KINDS: tuple[tuple[type[ConduytError], str], ...] = (
+    (ConduytCapabilityError, "capability"),
+    (ConduytPayloadError, "payload"),
+    (ConduytForbiddenError, "forbidden"),
+    (ConduytNAKError, "nak"),
+    (ConduytTimeoutError, "timeout"),
+    (ConduytDisconnectedError, "disconnected"),
+)
+"""The report's `error` field for each error class (`docs/topics.md` §6); anything else
+is `internal` (a bug in the bridge)."""
+
+
+def error_kind(error: ConduytError) -> str:
+    """The `error` field of the report of `error`: `capability`, `payload`, `forbidden`,
+    `nak`, `timeout`, `disconnected` or `internal`."""
+    for cls, kind in ERROR_KINDS:
+        if isinstance(error, cls):
+            return kind
+    return "internal"
+
+
+def error_report(topic: str, error: ConduytError, transaction: Any = None) -> dict[str, Any]:
     """The error report of `docs/topics.md` §6 for a failed command on `topic`."""
     doc: dict[str, Any] = {
         "topic": topic,
-        "error": error.kind,
+        "error": error_kind(error),
         "code": error.code,
         "name": error.name,
         "message": str(error),

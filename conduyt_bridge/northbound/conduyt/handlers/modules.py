@@ -37,7 +37,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from conduyt_bridge.device.capabilities import check_module_args
-from conduyt_bridge.errors import CapabilityError, PayloadError, describe_exception
+from conduyt_bridge.errors import (
+    ConduytCapabilityError,
+    ConduytPayloadError,
+    ErrorName,
+    describe_exception,
+)
 from conduyt_bridge.northbound.conduyt.payloads import dumps, parse_command_payload
 from conduyt_bridge.northbound.conduyt.topics import find_module, module_slugs
 from conduyt_bridge.protocol.commands import mod_cmd, parse_mod_event, parse_mod_resp
@@ -68,7 +73,7 @@ UNKNOWN_MODULE = "unknown"
 def parse_module_args(spec: CommandSpec, payload: bytes) -> ArgsInput:
     """The arguments of a module command topic payload (see the module docstring).
 
-    Raises PayloadError `NOT_UTF8`.
+    Raises ConduytPayloadError `NOT_UTF8`.
     """
     if not payload.strip():
         return None
@@ -93,31 +98,31 @@ def resolve_command(
 ) -> tuple[ModuleDescriptor, CommandSpec]:
     """The module `ref` (topic name or id) of the board and its catalog command `name`.
 
-    Raises CapabilityError `MODULE_NOT_LOADED` or `UNKNOWN_MODULE_CMD`.
+    Raises ConduytCapabilityError `MODULE_NOT_LOADED` or `UNKNOWN_MODULE_CMD`.
     """
     hello = board.require_hello()
     slugs = module_slugs(hello.modules)
     module = find_module(slugs, ref)
     if module is None:
         known = ", ".join(slugs) or "none"
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"module '{ref}' is not loaded on board '{board.dev}' (modules: {known})",
-            "MODULE_NOT_LOADED",
+            ErrorName.MODULE_NOT_LOADED,
         )
     spec = CATALOG.get(module.name)
     if spec is None:
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"module '{ref}' ({module.name}) is not a built-in module, so the bridge does not "
             f"know its commands: send raw MOD_CMD packets on {board.topics.cmd(0x40)}",
-            "UNKNOWN_MODULE_CMD",
+            ErrorName.UNKNOWN_MODULE_CMD,
         )
     command = spec.commands.get(name)
     if command is None:
         known = ", ".join(spec.commands) or "none"
         hint = "; use the I2C packets on cmd/20, cmd/21, cmd/22" if not spec.commands else ""
-        raise CapabilityError(
+        raise ConduytCapabilityError(
             f"module '{ref}' ({module.name}) has no command '{name}' (commands: {known}){hint}",
-            "UNKNOWN_MODULE_CMD",
+            ErrorName.UNKNOWN_MODULE_CMD,
         )
     return module, command
 
@@ -126,17 +131,17 @@ async def handle_module(board: BoardBridge, command: Command) -> dict[str, Any]:
     """`module/{mod}/{command}`: check the arguments against the catalog, send MOD_CMD
     `[module_id][cmd][args…]`, publish the outcome on `…/result` and return it.
 
-    Raises CapabilityError (MODULE_NOT_LOADED, UNKNOWN_MODULE_CMD, INVALID_PIN and
+    Raises ConduytCapabilityError (MODULE_NOT_LOADED, UNKNOWN_MODULE_CMD, INVALID_PIN and
     PIN_MODE_UNSUPPORTED for a pin argument the board cannot serve, PAYLOAD_TOO_LARGE),
-    PayloadError (BAD_ARGUMENT, NOT_UTF8, BAD_REPLY), NakError, DeviceTimeoutError,
-    DisconnectedError.
+    ConduytPayloadError (BAD_ARGUMENT, NOT_UTF8, BAD_REPLY), ConduytNAKError, ConduytTimeoutError,
+    ConduytDisconnectedError.
     """
     module, spec = resolve_command(board, command.parsed.target, command.parsed.command)
     args = parse_module_args(spec, command.payload)
     try:
         data = encode_args(spec, args)
     except ModuleArgumentError as exc:
-        raise PayloadError(str(exc), "BAD_ARGUMENT") from None
+        raise ConduytPayloadError(str(exc), ErrorName.BAD_ARGUMENT) from None
     # The same checks as a raw MOD_CMD, pins against this board included.
     check_module_args(board.require_hello(), spec, data)
     payload = mod_cmd(module.module_id, spec.code, data)
@@ -155,7 +160,7 @@ def reply_fields(spec: CommandSpec, reply: Packet) -> dict[str, Any]:
     """Result fields of a module command's reply: decoded MOD_RESP data (module_id byte
     skipped, §10 #20), nothing for an ACK; raw base64 `data` for an unexpected MOD_RESP.
 
-    Raises PayloadError `BAD_REPLY` for a MOD_RESP shorter than its layout.
+    Raises ConduytPayloadError `BAD_REPLY` for a MOD_RESP shorter than its layout.
     """
     if reply.type == PacketType.ACK:
         return {}
@@ -167,7 +172,9 @@ def reply_fields(spec: CommandSpec, reply: Packet) -> dict[str, Any]:
             return {"data": base64.b64encode(data).decode("ascii")}
         return dict(decode_resp(spec.module, spec.name, data))
     except PayloadDecodeError as exc:
-        raise PayloadError(f"board sent a malformed MOD_RESP: {exc}", "BAD_REPLY") from None
+        raise ConduytPayloadError(
+            f"board sent a malformed MOD_RESP: {exc}", ErrorName.BAD_REPLY
+        ) from None
 
 
 def publish_module_event(board: BoardBridge, packet: Packet) -> None:

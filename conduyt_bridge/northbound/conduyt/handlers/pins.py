@@ -69,11 +69,12 @@ from conduyt_bridge.device.capabilities import (
 )
 from conduyt_bridge.device.session import DeviceSession
 from conduyt_bridge.errors import (
-    BridgeError,
-    DeviceTimeoutError,
-    DisconnectedError,
-    NakError,
-    PayloadError,
+    ConduytDisconnectedError,
+    ConduytError,
+    ConduytNAKError,
+    ConduytPayloadError,
+    ConduytTimeoutError,
+    ErrorName,
     describe_exception,
 )
 from conduyt_bridge.northbound.conduyt.payloads import parse_command_payload
@@ -163,13 +164,15 @@ def parse_write_value(pin: int, payload: bytes) -> int | bool:
     case, bare or JSON), an integer duty, or `{"value": …}`. Integral floats count as
     integers. Returns a bool for the on/off words, else an int (range checked later).
 
-    Raises PayloadError `BAD_VALUE` / `NO_VALUE` / `EMPTY_PAYLOAD` / `NOT_UTF8`.
+    Raises ConduytPayloadError `BAD_VALUE` / `NO_VALUE` / `EMPTY_PAYLOAD` / `NOT_UTF8`.
     """
     parsed = parse_command_payload(payload)
     value = parsed.value
     if parsed.is_object:
         if "value" not in value:
-            raise PayloadError(f'JSON object for pin {pin} needs a "value" member', "NO_VALUE")
+            raise ConduytPayloadError(
+                f'JSON object for pin {pin} needs a "value" member', ErrorName.NO_VALUE
+            )
         value = value["value"]
     if isinstance(value, bool | int):
         return value
@@ -183,24 +186,24 @@ def parse_write_value(pin: int, payload: bytes) -> int | bool:
             return False
         if word.isdigit() and word.isascii():
             return int(word)
-    raise PayloadError(
+    raise ConduytPayloadError(
         f"pin {pin} takes 0/1, on/off, true/false or a PWM duty 0..255, not {_show(value)}",
-        "BAD_VALUE",
+        ErrorName.BAD_VALUE,
     )
 
 
 def parse_mode_payload(pin: int, payload: bytes) -> PinMode:
     """A `pin/{n}/mode/set` payload: a mode name (bare, JSON string, `{"mode": …}` or
-    `{"value": …}`). Raises PayloadError `BAD_MODE`."""
+    `{"value": …}`). Raises ConduytPayloadError `BAD_MODE`."""
     parsed = parse_command_payload(payload)
     value = parsed.value
     if parsed.is_object:
         value = value.get("mode", value.get("value"))
     mode = parse_mode_name(value) if isinstance(value, str) else None
     if mode is None:
-        raise PayloadError(
+        raise ConduytPayloadError(
             f"pin {pin}: mode must be one of {', '.join(MODE_NAMES.values())}; got {_show(value)}",
-            "BAD_MODE",
+            ErrorName.BAD_MODE,
         )
     return mode
 
@@ -215,7 +218,7 @@ def parse_subscription(pin: int, payload: bytes) -> Subscription | None:
     JSON object `{"mode": "change"|"rising"|"falling"|"analog_poll"|"off",
     "interval_ms": 100, "threshold": 0, "transaction": …}`.
 
-    Raises PayloadError `BAD_SUBSCRIPTION` (ranges are checked by `check_subscribe`).
+    Raises ConduytPayloadError `BAD_SUBSCRIPTION` (ranges are checked by `check_subscribe`).
     """
     parsed = parse_command_payload(payload)
     value = parsed.value
@@ -224,10 +227,10 @@ def parse_subscription(pin: int, payload: bytes) -> Subscription | None:
         doc = {k: v for k, v in value.items() if k != "transaction"}
         unknown = sorted(set(doc) - set(_SUB_KEYS))
         if unknown:
-            raise PayloadError(
+            raise ConduytPayloadError(
                 f"pin {pin} subscription: unknown member {unknown[0]!r} (expected "
                 f"{', '.join(_SUB_KEYS)})",
-                "BAD_SUBSCRIPTION",
+                ErrorName.BAD_SUBSCRIPTION,
             )
         value = doc.get("mode")
     names = {name: m for m, name in SUBSCRIBE_MODE_NAMES.items()}
@@ -235,10 +238,10 @@ def parse_subscription(pin: int, payload: bytes) -> Subscription | None:
     if word == "off":
         return None
     if word not in names:
-        raise PayloadError(
+        raise ConduytPayloadError(
             f"pin {pin} subscription: mode must be one of {', '.join(names)} or off; got "
             f"{_show(value)}",
-            "BAD_SUBSCRIPTION",
+            ErrorName.BAD_SUBSCRIPTION,
         )
     numbers: dict[str, int] = {}
     for key, default in (("interval_ms", 100), ("threshold", 0)):
@@ -246,9 +249,9 @@ def parse_subscription(pin: int, payload: bytes) -> Subscription | None:
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)
         if isinstance(raw, bool) or not isinstance(raw, int):
-            raise PayloadError(
+            raise ConduytPayloadError(
                 f"pin {pin} subscription: {key} must be an integer, got {_show(raw)}",
-                "BAD_SUBSCRIPTION",
+                ErrorName.BAD_SUBSCRIPTION,
             )
         numbers[key] = raw
     return Subscription(pin, names[word], numbers["interval_ms"], numbers["threshold"])
@@ -300,7 +303,7 @@ class PinController:
     async def on_handshake(self, session: DeviceSession) -> None:
         """Handshake hook, run right after the session's RESET + STREAM_STOP
         (`docs/architecture.md` §4): replay the modes set through the bridge, then apply the
-        config's subscriptions and those set through topics. Raises DisconnectedError only
+        config's subscriptions and those set through topics. Raises ConduytDisconnectedError only
         (other failures are logged per pin and skipped)."""
         hello = session.hello
         if hello is None:
@@ -319,18 +322,18 @@ class PinController:
             try:
                 require_mode(hello, pin, mode)
                 await session.request(PacketType.PIN_MODE, pin_mode(pin, mode))
-            except DisconnectedError:
+            except ConduytDisconnectedError:
                 raise
-            except BridgeError as exc:
+            except ConduytError as exc:
                 self.log.warning("pin mode not restored", pin=pin, error=describe_exception(exc))
                 self.modes.pop(pin, None)
         desired = {s.pin: s for s in self.config_subs} | self.overrides
         for sub in desired.values():
             try:
                 await self.activate(session, hello, sub)
-            except DisconnectedError:
+            except ConduytDisconnectedError:
                 raise
-            except BridgeError as exc:
+            except ConduytError as exc:
                 self.log.warning(
                     "pin subscription not applied",
                     pin=sub.pin,
@@ -348,8 +351,9 @@ class PinController:
     async def activate(self, session: DeviceSession, hello: HelloResp, sub: Subscription) -> None:
         """Put `sub` in force on its pin, replacing what was there.
 
-        Raises CapabilityError (checks, SUB_LIMIT_REACHED), NakError, DeviceTimeoutError,
-        DisconnectedError.
+        Raises ConduytCapabilityError (checks, SUB_LIMIT_REACHED), ConduytNAKError,
+        ConduytTimeoutError,
+        ConduytDisconnectedError.
         """
         check_subscribe(hello, sub.pin, sub.mode, sub.interval_ms, sub.threshold)
         pin = sub.pin
@@ -361,13 +365,13 @@ class PinController:
             payload = pin_subscribe(pin, sub.mode, sub.interval_ms, sub.threshold)
             try:
                 await session.request(PacketType.PIN_SUBSCRIBE, payload)
-            except NakError as exc:
+            except ConduytNAKError as exc:
                 if exc.code == ErrorCode.SUB_LIMIT_REACHED:
                     # The board has fewer slots than inferred: believe it until RESET.
                     self.slots_used = max(self.slots_used, self.max_subscriptions)
                 self.active.pop(pin, None)
                 raise
-            except DeviceTimeoutError:
+            except ConduytTimeoutError:
                 if new_slot:
                     self.slots_used += 1  # the board may have taken it
                 self.active.pop(pin, None)
@@ -396,7 +400,7 @@ class PinController:
     async def _board_unsubscribe(self, session: DeviceSession, pin: int, *, strict: bool) -> None:
         try:
             await session.request(PacketType.PIN_UNSUBSCRIBE, pin_unsubscribe(pin))
-        except NakError as exc:
+        except ConduytNAKError as exc:
             # INVALID_PIN: the board had nothing active there (it rebooted unnoticed);
             # the pin is off either way. The slot stays taken until RESET (Q6).
             self.board_active.discard(pin)
@@ -418,9 +422,9 @@ class PinController:
         for sub in [s for s in self.active.values() if s.mode is SubscribeMode.ANALOG_POLL]:
             try:
                 await self.activate(session, hello, sub)
-            except DisconnectedError:
+            except ConduytDisconnectedError:
                 raise
-            except BridgeError as exc:
+            except ConduytError as exc:
                 self.log.warning(
                     "pin subscription not re-applied after RESET", error=describe_exception(exc)
                 )
@@ -460,7 +464,7 @@ class PinController:
             try:
                 reply = await session.request(PacketType.PIN_READ, request)
                 value = 1 if parse_pin_value(reply.payload).value else 0
-            except (BridgeError, PayloadDecodeError) as exc:
+            except (ConduytError, PayloadDecodeError) as exc:
                 self.log.debug("pin poll failed", pin=sub.pin, error=describe_exception(exc))
                 await asyncio.sleep(interval)
                 continue
@@ -495,8 +499,9 @@ class PinController:
     async def handle_mode(self, board: BoardBridge, command: Command) -> dict[str, Any]:
         """`pin/{n}/mode/set` → PIN_MODE `[n][mode]`; the mode is remembered on ACK.
 
-        Raises CapabilityError (INVALID_PIN, PIN_MODE_UNSUPPORTED), PayloadError (BAD_MODE),
-        NakError, DeviceTimeoutError, DisconnectedError.
+        Raises ConduytCapabilityError (INVALID_PIN, PIN_MODE_UNSUPPORTED), ConduytPayloadError
+        (BAD_MODE),
+        ConduytNAKError, ConduytTimeoutError, ConduytDisconnectedError.
         """
         session, hello = self._session()
         pin = parse_pin_ref(hello, command.parsed.target)
@@ -510,8 +515,9 @@ class PinController:
         """`pin/{n}/set` → PIN_WRITE `[n][value][OUTPUT|PWM]` after the range check for the
         pin's mode (pwm: 0..255, on = 255; output: 0/1; unknown: 0/1 digital, 2..255 PWM).
 
-        Raises CapabilityError (INVALID_PIN, PIN_MODE_UNSUPPORTED, WRONG_PIN_MODE,
-        OUT_OF_RANGE), PayloadError, NakError, DeviceTimeoutError, DisconnectedError.
+        Raises ConduytCapabilityError (INVALID_PIN, PIN_MODE_UNSUPPORTED, WRONG_PIN_MODE,
+        OUT_OF_RANGE), ConduytPayloadError, ConduytNAKError, ConduytTimeoutError,
+        ConduytDisconnectedError.
         """
         session, hello = self._session()
         pin = parse_pin_ref(hello, command.parsed.target)
@@ -533,8 +539,9 @@ class PinController:
         ADC counts then, and a digital 0/1 would break that series), else `[n][INPUT]`
         (digitalRead); the value is published on `pin/{n}`.
 
-        Raises CapabilityError, NakError, DeviceTimeoutError, DisconnectedError,
-        PayloadError (`BAD_REPLY` for a short PIN_READ_RESP).
+        Raises ConduytCapabilityError, ConduytNAKError, ConduytTimeoutError,
+        ConduytDisconnectedError,
+        ConduytPayloadError (`BAD_REPLY` for a short PIN_READ_RESP).
         """
         session, hello = self._session()
         pin = parse_pin_ref(hello, command.parsed.target)
@@ -548,8 +555,8 @@ class PinController:
         try:
             value = parse_pin_value(reply.payload).value
         except PayloadDecodeError as exc:
-            raise PayloadError(
-                f"board sent a malformed PIN_READ_RESP: {exc}", "BAD_REPLY"
+            raise ConduytPayloadError(
+                f"board sent a malformed PIN_READ_RESP: {exc}", ErrorName.BAD_REPLY
             ) from None
         # The reply's pin field is not trusted (native builds answer pin 0, Q13).
         self.board.publish_pin(pin, value)
@@ -560,8 +567,9 @@ class PinController:
         falling → bridge-side polling; `off` → PIN_UNSUBSCRIBE / stop polling (no packet
         when nothing is active: the board would NAK INVALID_PIN).
 
-        Raises CapabilityError (checks, SUB_LIMIT_REACHED), PayloadError, NakError,
-        DeviceTimeoutError, DisconnectedError.
+        Raises ConduytCapabilityError (checks, SUB_LIMIT_REACHED), ConduytPayloadError,
+        ConduytNAKError,
+        ConduytTimeoutError, ConduytDisconnectedError.
         """
         session, hello = self._session()
         pin = parse_pin_ref(hello, command.parsed.target)

@@ -54,11 +54,12 @@ import structlog
 
 from conduyt_bridge.device.capabilities import check_command
 from conduyt_bridge.errors import (
-    BridgeError,
-    CapabilityError,
-    ForbiddenError,
-    NakError,
-    PayloadError,
+    ConduytCapabilityError,
+    ConduytError,
+    ConduytForbiddenError,
+    ConduytNAKError,
+    ConduytPayloadError,
+    ErrorName,
 )
 from conduyt_bridge.northbound.conduyt.handlers.modules import publish_module_event
 from conduyt_bridge.northbound.conduyt.handlers.pins import PinController, Subscription
@@ -91,12 +92,12 @@ log = structlog.stdlib.get_logger("bridge.raw")
 
 _TYPE_LEVEL = re.compile(r"[0-9A-Fa-f]{1,2}")
 
-_DECODE_NAMES: dict[type[ProtocolError], str] = {
-    TruncatedPacketError: "TRUNCATED",
-    BadMagicError: "BAD_MAGIC",
-    VersionMismatchError: "VERSION_MISMATCH",
-    CrcMismatchError: "CRC_MISMATCH",
-    OversizePacketError: "PAYLOAD_TOO_LARGE",
+_DECODE_NAMES: dict[type[ProtocolError], ErrorName] = {
+    TruncatedPacketError: ErrorName.TRUNCATED,
+    BadMagicError: ErrorName.BAD_MAGIC,
+    VersionMismatchError: ErrorName.VERSION_MISMATCH,
+    CrcMismatchError: ErrorName.CRC_MISMATCH,
+    OversizePacketError: ErrorName.PAYLOAD_TOO_LARGE,
 }
 
 _PIN_FAMILY = frozenset(
@@ -120,14 +121,14 @@ pin a raw client subscribed to)."""
 def parse_type_level(text: str) -> int | None:
     """TYPE from the `{tt}` topic level (1-2 hex digits, any case); None for bare `cmd`.
 
-    Raises PayloadError `BAD_TOPIC`.
+    Raises ConduytPayloadError `BAD_TOPIC`.
     """
     if not text:
         return None
     if not _TYPE_LEVEL.fullmatch(text):
-        raise PayloadError(
+        raise ConduytPayloadError(
             f"topic level '{text}' is not a packet TYPE in hex (e.g. cmd/11 for PIN_WRITE)",
-            "BAD_TOPIC",
+            ErrorName.BAD_TOPIC,
         )
     return int(text, 16)
 
@@ -135,25 +136,25 @@ def parse_type_level(text: str) -> int | None:
 def decode_one_packet(payload: bytes) -> Packet:
     """The single packet an MQTT message must hold (§3.3).
 
-    Raises PayloadError `BAD_MAGIC`, `VERSION_MISMATCH`, `CRC_MISMATCH`, `TRUNCATED` or
+    Raises ConduytPayloadError `BAD_MAGIC`, `VERSION_MISMATCH`, `CRC_MISMATCH`, `TRUNCATED` or
     `TRAILING_BYTES` (a second packet or junk after the first poisons a native device's
     parser, Q3).
     """
     try:
         packet, size = decode_prefix(payload)
     except ProtocolError as exc:
-        name = _DECODE_NAMES.get(type(exc), "BAD_PACKET")
-        raise PayloadError(f"not a valid Conduyt packet: {exc}", name) from None
+        name = _DECODE_NAMES.get(type(exc), ErrorName.BAD_PACKET)
+        raise ConduytPayloadError(f"not a valid Conduyt packet: {exc}", name) from None
     if size < len(payload):
-        raise PayloadError(
+        raise ConduytPayloadError(
             f"{len(payload) - size} bytes after the {size}-byte packet: one message must hold "
             "exactly one packet",
-            "TRAILING_BYTES",
+            ErrorName.TRAILING_BYTES,
         )
     return packet
 
 
-def nak_code_for(error: BridgeError, type_: int) -> int:
+def nak_code_for(error: ConduytError, type_: int) -> int:
     """NAK code answering a raw command the bridge refused: the error's name when it is a
     firmware code (INVALID_PIN, SUB_LIMIT_REACHED, …), else the code the firmware uses for
     malformed packets of that family (pins: INVALID_PIN for a bad length,
@@ -230,29 +231,29 @@ class RawController:
         """`cmd` / `cmd/{tt}`: decode, validate, forward, republish the reply.
 
         Returns `{"type": reply name, "seq": client SEQ, "packet": reply hex}`.
-        Raises ForbiddenError, PayloadError, CapabilityError, NakError,
-        DeviceTimeoutError, DisconnectedError (see the module docstring).
+        Raises ConduytForbiddenError, ConduytPayloadError, ConduytCapabilityError, ConduytNAKError,
+        ConduytTimeoutError, ConduytDisconnectedError (see the module docstring).
         """
         if not self.enabled:
-            raise ForbiddenError(
+            raise ConduytForbiddenError(
                 f"raw packets are disabled for board '{board.dev}' (allow_raw = false)",
-                "RAW_DISABLED",
+                ErrorName.RAW_DISABLED,
             )
         expected = parse_type_level(command.parsed.target)
         packet = decode_one_packet(command.payload)
         if expected is not None and expected != packet.type:
-            raise PayloadError(
+            raise ConduytPayloadError(
                 f"topic says TYPE 0x{expected:02x} ({type_name(expected)}) but the packet is "
                 f"0x{packet.type:02x} ({packet.type_name})",
-                "TYPE_MISMATCH",
+                ErrorName.TYPE_MISMATCH,
             )
         try:
             reply = await self._execute(packet)
-        except NakError as exc:
+        except ConduytNAKError as exc:
             nak = bytes((exc.code,)) if exc.code is not None else b""
             self.publish_packet(Packet(PacketType.NAK, packet.seq, nak))
             raise
-        except (CapabilityError, PayloadError, ForbiddenError) as exc:
+        except (ConduytCapabilityError, ConduytPayloadError, ConduytForbiddenError) as exc:
             code = nak_code_for(exc, packet.type)
             self.publish_packet(Packet(PacketType.NAK, packet.seq, bytes((code,))))
             raise
@@ -301,9 +302,9 @@ class RawController:
 
     async def _unsubscribe(self, session: DeviceSession, pin: int) -> Packet:
         if pin not in self.pins.active and pin not in self.pins.board_active:
-            raise CapabilityError(
+            raise ConduytCapabilityError(
                 f"pin {pin} has no active subscription (the board would NAK INVALID_PIN)",
-                "INVALID_PIN",
+                ErrorName.INVALID_PIN,
             )
         await self.pins.deactivate(session, pin, strict=True)
         self.pins.overrides.pop(pin, None)
