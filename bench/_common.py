@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from mqtt_helpers import MosquittoProcess, find_mosquitto
+from support.broker import MosquittoProcess, find_mosquitto
 
 
 def broker_from_env() -> tuple[MosquittoProcess | None, str]:

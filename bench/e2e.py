@@ -37,7 +37,7 @@ import paho.mqtt.client as paho
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _common import broker_from_env
-from mqtt_helpers import parse_mqtt_url
+from support.net import parse_mqtt_url
 
 from conduyt_bridge.app.config import Settings
 from conduyt_bridge.app.daemon import Bridge

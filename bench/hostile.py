@@ -39,7 +39,7 @@ from paho.mqtt.properties import Properties
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _common import broker_from_env
-from mqtt_helpers import parse_mqtt_url
+from support.net import parse_mqtt_url
 
 SUFFIXES = (
     "ds/light_percent/set",

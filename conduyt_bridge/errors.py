@@ -115,8 +115,9 @@ class ConduytCapabilityError(ConduytRequestError):
     default_name = ErrorName.CAPABILITY
 
 
-class ConduytPayloadError(ConduytRequestError):
-    """A payload that does not parse or has the wrong shape."""
+class ConduytPayloadError(ConduytRequestError, ValueError):
+    """A payload that does not parse or has the wrong shape (also a `ValueError`, as
+    conduyt-py raised for bad arguments)."""
 
     default_name = ErrorName.BAD_PAYLOAD
 
@@ -136,10 +137,14 @@ class ConduytNAKError(ConduytError):
     that was refused (`PIN_MODE`).
     """
 
-    def __init__(self, code: int | None, error_name: str, request: str = "") -> None:
+    def __init__(
+        self, code: int | None, error_name: str, request: str = "", seq: int | None = None
+    ) -> None:
         self._code = code
         self.error_name = error_name
         self.request = request
+        self.seq = seq
+        """The sequence number of the refused command, when known (conduyt-py's field)."""
         suffix = f" (0x{code:02x})" if code is not None else ""
         super().__init__(f"board refused {request or 'the command'}: {error_name}{suffix}")
 
@@ -160,6 +165,11 @@ class ConduytTimeoutError(ConduytError):
         super().__init__(f"no answer to {request} within {timeout_s * 1000:.0f} ms")
         self.request = request
         self.timeout_s = timeout_s
+
+    @property
+    def timeout_ms(self) -> int:
+        """The timeout in ms (conduyt-py's field)."""
+        return round(self.timeout_s * 1000)
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ library only).
     python scripts/status_screenshot.py --out status.png
 
 Exit code 0 and a line starting with "screenshot OK" when all checks pass, 1 otherwise.
-`tests/test_http.py::test_status_page_in_chromium` runs it when Chromium is installed.
+`tests/e2e/test_http.py::test_status_page_in_chromium` runs it when Chromium is installed.
 """
 
 from __future__ import annotations

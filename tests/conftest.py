@@ -2,7 +2,7 @@
 
 Fixtures:
 
-* ``broker`` (session) -> :class:`mqtt_helpers.Broker`, chosen in this order:
+* ``broker`` (session) -> :class:`support.broker.Broker`, chosen in this order:
 
   1. ``MQTT_URL`` from the environment (e.g. ``mqtt://127.0.0.1:1883``); not restartable;
   2. a local ``mosquitto`` binary (``$PATH``, then ``/usr/sbin/mosquitto``), started on
@@ -33,14 +33,15 @@ from pathlib import Path
 
 import pytest
 
-# The helpers module lives next to this file. pytest's default "prepend" import mode
-# already puts tests/ on sys.path (tests/ has no __init__.py); doing it here as well keeps
-# `import mqtt_helpers` working under --import-mode=importlib or other runners.
+# The helpers package (tests/support/) lives next to this file. pytest's default "prepend"
+# import mode already puts tests/ on sys.path (tests/ has no __init__.py), and so does
+# `pythonpath` in pyproject.toml; doing it here as well keeps `import support.broker`
+# working under --import-mode=importlib or other runners.
 _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-from mqtt_helpers import Broker, MosquittoProcess, find_mosquitto  # noqa: E402
+from support.broker import Broker, MosquittoProcess, find_mosquitto  # noqa: E402
 
 CONTAINER_IMAGE = "eclipse-mosquitto:2"
 

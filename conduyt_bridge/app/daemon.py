@@ -1,8 +1,11 @@
-"""The Bridge: wiring of one MQTT connection and one supervised session per board.
+"""The Bridge: the composition root that wires boards, their sessions, the broker link
+and the northbound adapters, and supervises them.
 
-Nothing here speaks the protocol or MQTT itself; it builds the parts from the settings,
-routes command messages to their board, republishes retained state after every broker
-(re)connect, and shuts down cleanly (`docs/architecture.md` §3, §6, §7).
+Nothing here speaks the protocol or a northbound format: it builds the board cores
+(`conduyt_bridge.core`) and their sessions from the settings, installs the adapters
+(`default_adapters`), routes broker messages to the adapters' routes, runs their hooks
+and jobs, and shuts down cleanly (`docs/architecture.md` §2, §3, §6, §7). It implements
+the host protocol adapters code against (`conduyt_bridge.northbound.host.AdapterHost`).
 """
 
 from __future__ import annotations
@@ -10,32 +13,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import aiomqtt
 import structlog
 
 from conduyt_bridge.app.config import DeviceConfig, Settings
+from conduyt_bridge.app.plugins import default_adapters
+from conduyt_bridge.core.board import Board
+from conduyt_bridge.core.events import EventBus
+from conduyt_bridge.core.pins import TaskSet
 from conduyt_bridge.device.session import DeviceSession
 from conduyt_bridge.device.transports import (
     ListenTransport,
     SerialTransport,
     SimTransport,
     TcpListener,
+    TcpTransport,
     Transport,
 )
 from conduyt_bridge.errors import describe_exception
-from conduyt_bridge.northbound.conduyt.board import BoardBridge, Command
-from conduyt_bridge.northbound.conduyt.payloads import dumps
-from conduyt_bridge.northbound.conduyt.topics import BridgeTopics, parse_command_topic
+from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
+from conduyt_bridge.northbound.host import Adapter, Hook, Job, MessageHandler, Router
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
 from conduyt_bridge.version import __version__
 
-log = structlog.stdlib.get_logger("conduyt_bridge.app.daemon")
-
-Plugin = Callable[["Bridge"], None]
-"""Something that extends a Bridge once its boards exist (command kinds, discovery...)."""
+log = structlog.stdlib.get_logger(__name__)
 
 
 def make_transport(
@@ -46,6 +50,9 @@ def make_transport(
     if kind == "sim":
         assert device.sim_profile is not None
         return SimTransport(device.sim_profile, device_id=device.device_id)
+    if kind == "tcp":
+        assert device.net_address is not None
+        return TcpTransport(*device.net_address)
     if kind == "listen":
         assert device.net_address is not None
         listener = listeners.get(device.net_address)
@@ -94,126 +101,94 @@ async def supervise(
 
 
 class Bridge:
-    """The running daemon: boards, their sessions, and the MQTT connection."""
+    """The running daemon: boards, their sessions, the broker link and the adapters."""
 
-    def __init__(self, settings: Settings, plugins: list[Plugin] | None = None) -> None:
+    def __init__(self, settings: Settings, adapters: Sequence[Adapter] | None = None) -> None:
         self.settings = settings
         self.topics = BridgeTopics(settings.bridge.base_topic)
         self.started_at = time.time()
+        self.bus = EventBus()
         self.mqtt = MqttConnection(
             settings.mqtt, self.topics.state, self._on_message, self._on_connect
         )
         self.listeners: dict[tuple[str, int], TcpListener] = {}
-        self.boards: dict[str, BoardBridge] = {}
+        self.boards: dict[str, Board] = {}
         self.sessions: dict[str, DeviceSession] = {}
-        self.connect_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.message_hooks: dict[str, Callable[[aiomqtt.Message], Awaitable[None]]] = {}
-        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._polls = TaskSet()
+        self._start_hooks: list[Hook] = []
+        self._connect_hooks: list[Hook] = []
+        self._shutdown_hooks: list[Hook] = []
+        self._routes: dict[str, MessageHandler] = {}
+        self._routers: list[Router] = []
+        self._jobs: list[tuple[str, Job]] = [("pin-polls", self._polls.run)]
+        self._finals: list[Callable[[], list[OutMessage]]] = []
         self._stopped = asyncio.Event()
         for device in settings.devices:
             self._add_board(device)
-        from conduyt_bridge.app.plugins import default_plugins
-
-        for plugin in default_plugins() if plugins is None else plugins:
-            plugin(self)
+        for adapter in default_adapters(settings) if adapters is None else adapters:
+            adapter(self)
 
     def _add_board(self, device: DeviceConfig) -> None:
-        board = BoardBridge(
-            device,
-            self.topics.device(device.device_id),
-            self.mqtt,
-            payload_format=self.settings.mqtt.payload_format,
-        )
+        board = Board(device, self.bus, self._polls)
         transport = make_transport(device, self.listeners)
         session = DeviceSession(
             device,
             transport,
             board,
-            # Pin subscriptions are applied before this by the commands plugin
-            # (`conduyt_bridge.northbound.conduyt.handlers`), which inserts its own hook
-            # first (`docs/architecture.md` §4 order).
-            handshake_hooks=[board.replay_retained],
+            # The order of `docs/architecture.md` §4: RESET + STREAM_STOP by the session,
+            # then pin modes and subscriptions, then the replay of retained datastreams.
+            handshake_hooks=[board.pins.on_handshake, board.replay_retained],
         )
         board.session = session
-        board.change_hooks.append(self._inventory_changed)
-        board.offline_hooks.append(self._board_offline)
         self.boards[board.dev] = board
         self.sessions[board.dev] = session
+
+    # ---- AdapterHost ------------------------------------------------------------------------
+
+    def on_start(self, hook: Hook) -> None:
+        """See `AdapterHost.on_start`."""
+        self._start_hooks.append(hook)
+
+    def on_connect(self, hook: Hook) -> None:
+        """See `AdapterHost.on_connect`."""
+        self._connect_hooks.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        """See `AdapterHost.on_shutdown`."""
+        self._shutdown_hooks.append(hook)
+
+    def route(self, topic: str, handler: MessageHandler) -> None:
+        """See `AdapterHost.route`."""
+        self._routes[topic] = handler
+
+    def add_router(self, router: Router) -> None:
+        """See `AdapterHost.add_router`."""
+        self._routers.append(router)
+
+    def add_job(self, name: str, job: Job) -> None:
+        """See `AdapterHost.add_job`."""
+        self._jobs.append((name, job))
+
+    def add_final_messages(self, provider: Callable[[], list[OutMessage]]) -> None:
+        """See `AdapterHost.add_final_messages`."""
+        self._finals.append(provider)
 
     # ---- MQTT side ------------------------------------------------------------------------
 
     async def _on_connect(self) -> None:
-        filters: list[str] = []
-        for board in self.boards.values():
-            filters += board.topics.command_filters()
-        await self.mqtt.subscribe(filters, resend_retained=True)
-        for board in self.boards.values():
-            board.publish_state()
-        self.publish_inventory()
-        self.mqtt.publish(self.topics.health, dumps(self.health()), qos=0)
-        for hook in self.connect_hooks:
+        for hook in self._connect_hooks:
             await hook()
-
-    async def _seed_replay(self) -> None:
-        """Read the boards' retained datastream states once, before their sessions start,
-        so writable retained values survive a bridge restart as well as a board reboot
-        (`docs/architecture.md` §4): the broker is the bridge's only store. Read before any board
-        pushes, so what is found is what was published before the restart."""
-        filters = [f"{board.topics.prefix}/ds/+" for board in self.boards.values()]
-        if not filters or not self.mqtt.connected:
-            return
-        try:
-            found = await self.mqtt.fetch_retained(filters)
-        except aiomqtt.MqttError as exc:
-            log.info("could not read retained datastream states", error=describe_exception(exc))
-            return
-        for topic, payload in found.items():
-            parsed = topic[len(self.topics.base) + 1 :].split("/")
-            board = self.boards.get(parsed[0])
-            if board is not None and len(parsed) == 3 and parsed[1] == "ds":
-                board.retained_seed[parsed[2]] = payload
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
-        hook = self.message_hooks.get(topic)
-        if hook is not None:
-            await hook(message)
+        handler = self._routes.get(topic)
+        if handler is not None:
+            await handler(message)
             return
-        parsed = parse_command_topic(self.topics.base, topic)
-        if parsed is None:
-            log.debug("message on an unknown topic", topic=topic)
-            return
-        board = self.boards.get(parsed.dev)
-        if board is None:
-            log.debug("command for an unknown board", topic=topic)
-            return
-        payload = message.payload
-        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-        props = message.properties
-        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        board.submit(
-            Command(
-                topic=topic,
-                parsed=parsed,
-                payload=data,
-                retain=bool(message.retain),
-                response_topic=response_topic or None,
-                correlation_data=correlation,
-            )
-        )
-
-    def publish_inventory(self) -> None:
-        """Publish the retained `{base}/bridge/devices` inventory."""
-        inventory = [board.inventory_entry() for board in self.boards.values()]
-        self.mqtt.publish(self.topics.devices, dumps(inventory), qos=1, retain=True)
-
-    async def _inventory_changed(self, board: BoardBridge, *_: Any) -> None:
-        self.publish_inventory()
-
-    async def _board_offline(self, board: BoardBridge) -> None:
-        self.publish_inventory()
+        for router in self._routers:
+            if await router(message):
+                return
+        log.debug("message on an unknown topic", topic=topic)
 
     def health(self) -> dict[str, Any]:
         """The health document of `{base}/bridge/health` and the HTTP endpoint."""
@@ -253,54 +228,43 @@ class Bridge:
             "boards": boards,
         }
 
-    async def _health_loop(self) -> None:
-        while True:
-            self.mqtt.publish(self.topics.health, dumps(self.health()), qos=0)
-            await asyncio.sleep(self.settings.bridge.health_interval_s)
-
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run until `stop()` is called (or the task is cancelled), then shut down cleanly."""
         log.info("conduyt-bridge starting", version=__version__, boards=list(self.boards))
-        for board in self.boards.values():
-            board.publish_state()  # `offline` until the first handshake
         try:
             async with asyncio.TaskGroup() as tg:
                 for (host, port), listener in self.listeners.items():
                     try:
                         await listener.start()
                     except OSError as exc:  # its boards retry the bind; the rest runs
-                        log.error(
+                        log.warning(
                             "cannot listen for TCP boards",
                             host=host,
                             port=port,
                             error=describe_exception(exc),
                         )
-                jobs: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
-                    ("mqtt", self.mqtt.run),
-                    ("health", self._health_loop),
-                ]
                 tasks = [
-                    tg.create_task(supervise(name, job, self._stopped), name=name)
-                    for name, job in jobs
+                    tg.create_task(supervise("mqtt", self.mqtt.run, self._stopped), name="mqtt")
                 ]
-                jobs = []
                 await self._first_connect()
                 if not self._stopped.is_set():
-                    await self._seed_replay()
+                    for hook in self._start_hooks:
+                        await hook()
+                jobs: list[tuple[str, Job]] = []
                 for dev, session in self.sessions.items():
                     jobs.append((f"session-{dev}", session.run))
                     jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
-                jobs += [(getattr(job, "__name__", "job"), job) for job in self.background]
+                jobs += self._jobs
                 board_tasks = [
                     tg.create_task(supervise(name, job, self._stopped), name=name)
                     for name, job in jobs
                 ]
                 await self._stopped.wait()
                 # Listeners first, so no board connects during the shutdown; then boards
-                # (their links close with them, nothing reconnects), then the `offline`
-                # states while the broker link is still up, then the rest.
+                # (their links close with them, nothing reconnects), then the final
+                # messages while the broker link is still up, then the rest.
                 for listener in self.listeners.values():
                     await listener.close()
                 for task in board_tasks:
@@ -332,12 +296,11 @@ class Bridge:
         self._stopped.set()
 
     async def _shutdown(self) -> None:
-        for hook in self.shutdown_hooks:
+        for hook in self._shutdown_hooks:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(SHUTDOWN_HOOK_S):
                     await hook()
-        final = [
-            OutMessage(board.topics.status, b"offline", 1, True) for board in self.boards.values()
-        ]
-        final.append(OutMessage(self.topics.state, b"offline", 1, True))
+        final: list[OutMessage] = []
+        for provider in self._finals:
+            final += provider()
         await self.mqtt.close(final)

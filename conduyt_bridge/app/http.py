@@ -15,7 +15,7 @@ everything an MQTT client sent (command topics in error reports) is untrusted: t
 escapes every value with `html.escape`, and a Content-Security-Policy that only allows the
 page's own inline script and style (by hash) backs that up.
 
-The server runs on the bridge's event loop (aiohttp), as one of `Bridge.background`'s jobs,
+The server runs on the bridge's event loop (aiohttp), as one of the bridge's background jobs,
 and reads the live objects directly: no copy of the state is kept here.
 """
 
@@ -27,22 +27,24 @@ import hashlib
 import html
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 
+from conduyt_bridge.app.config import Settings
 from conduyt_bridge.app.metrics import BridgeMetrics
 from conduyt_bridge.errors import describe_exception
 from conduyt_bridge.northbound.conduyt.payloads import json_value, utc_timestamp
+from conduyt_bridge.northbound.conduyt.topics import BridgeTopics, DeviceTopics
+from conduyt_bridge.northbound.host import AdapterHost
 
 if TYPE_CHECKING:
-    from conduyt_bridge.app.daemon import Bridge
-    from conduyt_bridge.northbound.conduyt.board import BoardBridge
+    from conduyt_bridge.core.board import Board
 
-log = structlog.stdlib.get_logger("conduyt_bridge.app.http")
+log = structlog.stdlib.get_logger(__name__)
 
 REFRESH_INTERVAL_MS = 2000
 """How often the status page fetches itself again, milliseconds."""
@@ -64,11 +66,14 @@ _UNIT_SYMBOLS = {"celsius": "°C", "fahrenheit": "°F", "kelvin": "K", "percent"
 # ---- the status document ---------------------------------------------------------------
 
 
-def board_status(board: BoardBridge, counters: dict[str, Any] | None) -> dict[str, Any]:
+def board_status(
+    board: Board, topics: DeviceTopics, counters: dict[str, Any] | None
+) -> dict[str, Any]:
     """One board's entry of the status document.
 
     Args:
         board: the board.
+        topics: its topics in the Conduyt layout.
         counters: its entry of `Bridge.health()["boards"]` (packets, errors, latency), if any.
     """
     hello = board.hello
@@ -86,7 +91,7 @@ def board_status(board: BoardBridge, counters: dict[str, Any] | None) -> dict[st
                 "value": json_value(value) if value is not None else None,
                 "has_value": value is not None,
                 "updated": _iso(board.value_times.get(slug)),
-                "topic": board.topics.ds(slug),
+                "topic": topics.ds(slug),
             }
         )
     return {
@@ -107,7 +112,7 @@ def board_status(board: BoardBridge, counters: dict[str, Any] | None) -> dict[st
     }
 
 
-def status_document(bridge: Bridge) -> dict[str, Any]:
+def status_document(bridge: AdapterHost, topics: BridgeTopics) -> dict[str, Any]:
     """The document behind `/api/status` and the status page.
 
     `Bridge.health()` (uptime, broker link, per-board counters) plus, per board, its
@@ -115,11 +120,14 @@ def status_document(bridge: Bridge) -> dict[str, Any]:
     """
     health = bridge.health()
     counters: dict[str, Any] = health.pop("boards")
-    boards = [board_status(board, counters.get(dev)) for dev, board in bridge.boards.items()]
+    boards = [
+        board_status(board, topics.device(dev), counters.get(dev))
+        for dev, board in bridge.boards.items()
+    ]
     offline = [b["id"] for b in boards if b["state"] != "online"]
     return {
         **health,
-        "base_topic": bridge.topics.base,
+        "base_topic": topics.base,
         "ready": not offline,
         "offline": offline,
         "boards": boards,
@@ -355,8 +363,9 @@ _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 class StatusServer:
     """The aiohttp application serving one Bridge's health, metrics and status page."""
 
-    def __init__(self, bridge: Bridge, metrics: BridgeMetrics) -> None:
+    def __init__(self, bridge: AdapterHost, topics: BridgeTopics, metrics: BridgeMetrics) -> None:
         self.bridge = bridge
+        self.topics = topics
         self.metrics = metrics
         self.app = web.Application()
         self.app.router.add_get("/", self.page)
@@ -405,11 +414,11 @@ class StatusServer:
 
     async def api_status(self, request: web.Request) -> web.Response:
         """The status document as JSON."""
-        return web.json_response(status_document(self.bridge), headers=_NO_STORE)
+        return web.json_response(status_document(self.bridge, self.topics), headers=_NO_STORE)
 
     async def page(self, request: web.Request) -> web.Response:
         """The self-refreshing HTML status page."""
-        body = render_status_page(status_document(self.bridge))
+        body = render_status_page(status_document(self.bridge, self.topics))
         headers = {
             **_NO_STORE,
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -452,18 +461,22 @@ class StatusServer:
             await runner.cleanup()
 
 
-def http_plugin(bridge: Bridge) -> None:
-    """Serve the HTTP endpoint as a background job of the bridge when `[http] listen` is set."""
-    settings = bridge.settings.http
-    if not settings.enabled:
-        return
-    server = StatusServer(bridge, BridgeMetrics(bridge))
-    host, port = settings.host, settings.port
+def http_adapter(settings: Settings) -> Callable[[AdapterHost], None]:
+    """The HTTP endpoint as a background job when `[http] listen` is set."""
 
-    async def job() -> None:
-        await server.serve(host, port)
+    def install(host: AdapterHost) -> None:
+        if not settings.http.enabled:
+            return
+        topics = BridgeTopics(settings.bridge.base_topic)
+        server = StatusServer(host, topics, BridgeMetrics(host))
+        address, port = settings.http.host, settings.http.port
 
-    bridge.background.append(job)
+        async def job() -> None:
+            await server.serve(address, port)
+
+        host.add_job("http", job)
+
+    return install
 
 
 def _iso(epoch_s: float | None) -> str | None:

@@ -1,7 +1,7 @@
 """Prometheus metrics of one Bridge (`docs/architecture.md` §10, `/metrics`).
 
 Counters already live on the objects that count them (`SessionStats`, `MqttConnection`,
-`BoardBridge`), so a custom `Collector` reads them at scrape time instead of keeping a
+`Board`), so a custom `Collector` reads them at scrape time instead of keeping a
 second set of counters in step. The one exception is the command latency histogram:
 `SessionStats` only keeps a sliding window of recent latencies (for the p50/p99 of the
 health document), which cannot give Prometheus' cumulative buckets, so each session's
@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from conduyt_bridge.version import __version__
 
 if TYPE_CHECKING:
-    from conduyt_bridge.app.daemon import Bridge
+    from conduyt_bridge.northbound.host import AdapterHost
 
 PREFIX = "conduyt_bridge"
 """Every metric name starts with this."""
@@ -60,7 +60,7 @@ _SESSION_COUNTERS: tuple[tuple[str, str, str], ...] = (
 class BridgeCollector(Collector):
     """Reads the bridge's live counters and gauges whenever Prometheus scrapes."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: AdapterHost) -> None:
         self._bridge = bridge
 
     def collect(self) -> Iterator[Metric]:
@@ -157,7 +157,7 @@ class BridgeCollector(Collector):
 class BridgeMetrics:
     """The Prometheus registry of one Bridge: live counters plus the latency histogram."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: AdapterHost) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(BridgeCollector(bridge))
         self.latency = Histogram(

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from conduyt_bridge.device.link_loss import LinkClosedError
 from conduyt_bridge.errors import ConduytDisconnectedError, describe_exception
 from conduyt_bridge.protocol.framing import Deframer, FrameError, StreamItem, TextLine
 from conduyt_bridge.protocol.packet import Packet
@@ -36,8 +37,8 @@ class Link:
     async def receive(self) -> list[Packet | FrameError]:
         """Wait for bytes and return the packets and dropped-frame reports they complete.
 
-        Raises ConduytDisconnectedError on end of stream or an OS error (a pulled USB cable reads
-        as EIO).
+        Raises ConduytDisconnectedError on an OS error (a pulled USB cable reads as EIO), its
+        subclass LinkClosedError on end of stream.
         """
         return [e for e in await self.receive_stream() if not isinstance(e, TextLine)]
 
@@ -50,7 +51,7 @@ class Link:
                 f"{self.description}: {describe_exception(exc)}"
             ) from exc
         if not data:
-            raise ConduytDisconnectedError(f"{self.description}: end of stream")
+            raise LinkClosedError(f"{self.description}: end of stream")
         self.bytes_in += len(data)
         return self.deframer.feed_stream(data)
 

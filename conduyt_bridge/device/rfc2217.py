@@ -15,7 +15,7 @@ the open still proves that the server took the port settings.
 
 This overrides serialx private methods (`_send_and_wait`, `_send_command`), so
 `pyproject.toml` pins serialx to the exact version checked here (`SERIALX_VERSION`), and
-`tests/test_rfc2217_adapter.py` fails when an upgrade changes what this relies on.
+`tests/e2e/test_rfc2217_adapter.py` fails when an upgrade changes what this relies on.
 """
 
 from __future__ import annotations

@@ -7,32 +7,20 @@ subscriptions, replay of retained writable datastreams). Sequence numbers 1..255
 0 (events and CRC-NAKs carry 0) and never one still in flight. A NAK CRC_MISMATCH with
 seq 0 makes the oldest pending command be sent again. A keepalive PING declares the link
 lost after N unanswered tries. The link is reopened forever with capped exponential
-backoff. For a network serial server (`socket://`, `rfc2217://`) the backoff is watched by
-a bare TCP connect probe every `NETWORK_PROBE_INTERVAL_S` while the server is unreachable
-(the open was refused), and the first probe that connects ends the wait: a server back
-after a long outage is noticed within seconds, not at the end of a backoff grown to
-`reconnect_max_s`. A wait after an open the server took (the board did not answer, or the
-link was lost) is a plain sleep with no probe, so a board behind a working server is not
-reset by probes (`docs/network-serial.md`).
+backoff; for a network serial server the wait is cut short once the server is back
+(`conduyt_bridge.device.reopen`, `docs/network-serial.md`).
 
-Reboots behind an open port (reset button, watchdog, brown-out) leave no protocol trace:
-the firmware sends nothing on boot and keeps no state to ask for. The evidence used, named
-in the "board may have rebooted" log line, is: a boot-ROM banner line (ESP32/ESP8266), at
-least `BOOT_NOISE_BYTES` of non-text noise in one read (a bootloader or a boot ROM at
-another baud rate), or a board that answers again after unanswered keepalive PINGs. Text
-a sketch prints between frames is passed to the observer and is never such evidence
-(`docs/serial-text.md`).
+A reboot behind an open port re-runs the handshake routine (`suspect_reboot`; the
+evidence is in `conduyt_bridge.device.reboot`).
 
-A board on the Conduyt TCP transport decodes at most one packet per poll, only when new
-bytes arrive, and keeps its receive buffer across reconnects (`docs/protocol.md` Q24):
-after a stall, requests queue up in it and every later request is answered with the
-reply to an older one. When a HELLO goes unanswered on a raw link while answers with
-older sequence numbers than the one in flight arrive (the evidence, named in the log
-line), the handshake drains that backlog before it retries: it sends a PING one byte per
-write, `DRAIN_BYTE_GAP_S` apart, so each byte is a poll of its own and decodes one stale
-packet, and discards the stale answers until the PONG carries that PING's sequence
-number. PINGs sent whole, back to back, cannot drain it: each adds a packet for the one
-it decodes.
+A board on the Conduyt TCP transport may answer every request with the reply to an older
+one after a stall (`docs/protocol.md` Q24): the handshake drains that backlog first
+(`conduyt_bridge.device.backlog`).
+
+Parts live in sibling modules: the settings read (`session_config`), the counters
+(`session_stats`), the pending-request table (`pending`), the keepalive (`keepalive`),
+the wait before a reopen (`reopen`), the backlog drain (`backlog`), reboot evidence
+(`reboot`) and why a link ended (`link_loss`).
 """
 
 from __future__ import annotations
@@ -42,17 +30,23 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
 import structlog
 
-from conduyt_bridge.app.config import DeviceConfig
+from conduyt_bridge.device.backlog import UNMATCHED_KEPT, drain_backlog, stale_answers
 from conduyt_bridge.device.capabilities import check_payload_size
+from conduyt_bridge.device.keepalive import keepalive
 from conduyt_bridge.device.link import Link
+from conduyt_bridge.device.link_loss import LinkLoss, LossKind, loss_kind
+from conduyt_bridge.device.pending import PendingTable
+from conduyt_bridge.device.reboot import BOOT_NOISE_BYTES, RerunLimiter
+from conduyt_bridge.device.reopen import wait_before_reopen
 from conduyt_bridge.device.serial_text import boot_banner
-from conduyt_bridge.device.transports import SerialTransport, Transport, tcp_reachable
+from conduyt_bridge.device.session_config import SessionConfig
+from conduyt_bridge.device.session_stats import SessionStats
+from conduyt_bridge.device.transports import Transport
 from conduyt_bridge.errors import (
     ConduytCapabilityError,
     ConduytDisconnectedError,
@@ -74,36 +68,9 @@ from conduyt_bridge.protocol.framing import FrameError, TextLine
 from conduyt_bridge.protocol.hello import HelloResp, parse_hello
 from conduyt_bridge.protocol.packet import Packet, encode_packet
 
-REBOOT_CHECK_INTERVAL_S = 10.0
-"""Least time between two re-runs of the handshake routine on a suspected reboot."""
-
-BOOT_NOISE_BYTES = 16
-"""Bytes of non-protocol, non-text noise in one read that suggest a reset (bootloader
-output, or a boot ROM printing at another baud rate). Text lines never count, nor do the
-few bad bytes of a mostly printable line or ANSI colour codes (`docs/serial-text.md`)."""
-
 HELLO_ATTEMPTS = 6
 """HELLO tries per opened link before it is closed and reopened (§3.5: boards that reset
 on open need a few seconds)."""
-
-DRAIN_PINGS = 4
-"""Byte-by-byte PINGs the handshake sends at most to drain a TCP board's backlog (each
-decodes up to seven stale packets)."""
-
-DRAIN_BYTE_GAP_S = 0.03
-"""Pause between two bytes of a draining PING, so the board polls each on its own."""
-
-UNMATCHED_KEPT = 16
-"""Answers with an unknown sequence number remembered as evidence of a stale backlog."""
-
-LATENCY_WINDOW = 1024
-"""Command latencies kept for percentiles."""
-
-NETWORK_PROBE_INTERVAL_S = 2.0
-"""Seconds between two TCP connect probes of an unreachable network serial server."""
-
-NETWORK_PROBE_TIMEOUT_S = 1.0
-"""Seconds one TCP connect probe may take."""
 
 
 class SessionState(StrEnum):
@@ -136,57 +103,18 @@ class SessionObserver(Protocol):
         ...
 
 
-@dataclass
-class SessionStats:
-    """Counters of one board since the bridge started."""
-
-    packets_in: int = 0
-    packets_out: int = 0
-    frame_errors: int = 0
-    text_lines: int = 0
-    reboots_suspected: int = 0
-    crc_naks: int = 0
-    retransmits: int = 0
-    naks: int = 0
-    timeouts: int = 0
-    reconnects: int = 0
-    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
-    latency_observers: list[Callable[[float], None]] = field(default_factory=list)
-    """Called with every command latency, seconds (e.g. a Prometheus histogram: the
-    window above cannot give cumulative buckets)."""
-
-    def record_latency(self, seconds: float) -> None:
-        """Note one command's latency (seconds) in the window and tell the observers."""
-        self.latencies_s.append(seconds)
-        for observer in self.latency_observers:
-            observer(seconds)
-
-    def latency_percentile(self, q: float) -> float | None:
-        """The q-quantile (0..1) of recent command latencies in seconds, None if none yet."""
-        if not self.latencies_s:
-            return None
-        ordered = sorted(self.latencies_s)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-@dataclass
-class _Pending:
-    future: asyncio.Future[Packet]
-    wire: bytes
-    request: str
-    sent_at: float
-    retransmitted: bool = False
-
-
 HandshakeHook = Callable[["DeviceSession"], Awaitable[None]]
 
 
 class DeviceSession:
-    """Owns one board: its transport, sequence-number space and pending-request table."""
+    """Owns one board: its transport, sequence-number space and pending-request table.
+
+    `config` is any `SessionConfig`: the daemon's `DeviceConfig`, or a `SessionOptions`.
+    """
 
     def __init__(
         self,
-        config: DeviceConfig,
+        config: SessionConfig,
         transport: Transport,
         observer: SessionObserver,
         handshake_hooks: Sequence[HandshakeHook] = (),
@@ -201,16 +129,17 @@ class DeviceSession:
         self.hello_packet: bytes | None = None
         self.stats = SessionStats()
         self.last_error: str | None = None
+        self.last_loss: LinkLoss | None = None
+        """How the last open attempt or opened link ended; None before the first end."""
         self.board_changed = False
         """True during/after a handshake that found another board or firmware on the port."""
         self.online_since: float | None = None
         self._link: Link | None = None
-        self._pending: dict[int, _Pending] = {}
-        self._seq = 0
+        self._pending = PendingTable()
         self._window = asyncio.Semaphore(1)
         self._last_rx = 0.0
         self._identity: tuple[object, ...] | None = None
-        self._last_rerun = 0.0
+        self._rerun_limiter = RerunLimiter()
         self._background: set[asyncio.Task[None]] = set()
         self._unmatched: deque[tuple[int, int]] = deque(maxlen=UNMATCHED_KEPT)
         self.log = structlog.stdlib.get_logger("conduyt_bridge.device").bind(device=self.device_id)
@@ -264,32 +193,33 @@ class DeviceSession:
         async with self._window:
             if link is not self._link or link.closed:
                 raise ConduytDisconnectedError(f"{self.device_id} went offline")
-            seq = self._next_seq()
-            wire = encode_packet(type_, seq, payload)
-            future: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
-            started = time.monotonic()
-            self._pending[seq] = _Pending(future, wire, name, started)
+            seq = self._pending.next_seq()
+            pending = self._pending.open(seq, encode_packet(type_, seq, payload), name)
             try:
-                await link.send(wire)
+                await link.send(pending.wire)
                 self.stats.packets_out += 1
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                 # cancellation that races with the reply (gh-86296).
                 async with asyncio.timeout(timeout):
-                    reply = await future
+                    reply = await pending.future
             except TimeoutError:
                 self.stats.timeouts += 1
                 raise ConduytTimeoutError(name, timeout) from None
             finally:
-                self._pending.pop(seq, None)
+                self._pending.close(seq)
         if reply.type == PacketType.NAK:
             self.stats.naks += 1
             code = parse_nak(reply.payload)
-            raise ConduytNAKError(code, error_name(code), name)
-        self.stats.record_latency(time.monotonic() - started)
+            raise ConduytNAKError(code, error_name(code), name, seq=seq)
+        self.stats.record_latency(time.monotonic() - pending.sent_at)
         return reply
 
-    async def run(self) -> None:
-        """Keep the board connected forever (until cancelled)."""
+    async def run(self, *, reconnect: bool = True) -> None:
+        """Keep the board connected forever (until cancelled).
+
+        With `reconnect=False`, return instead after the first failed open or the end of
+        the first opened link, with no backoff wait; `last_loss` then says why.
+        """
         cfg = self.config
         backoff = cfg.reconnect_min_s
         first = True
@@ -302,99 +232,95 @@ class DeviceSession:
             except Exception as exc:  # any open failure: unplugged, busy, refused, bad URL
                 self.state = SessionState.OFFLINE
                 error = describe_exception(exc)
-                self._note_error(f"cannot open {self.transport.description}: {error}")
+                self._note_loss(
+                    LinkLoss(
+                        LossKind.OPEN_FAILED,
+                        f"cannot open {self.transport.description}: {error}",
+                        exc,
+                    )
+                )
                 self.log.warning(
                     "cannot open board",
                     port=self.transport.description,
                     error=error,
-                    retry_in_s=backoff,
+                    retry_in_s=backoff if reconnect else None,
                 )
+                if not reconnect:
+                    return
                 refused = isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
                 await self._wait_before_reopen(backoff, server_down=refused)
                 backoff = min(backoff * 2, cfg.reconnect_max_s)
                 continue
-            reason = await self._serve(link)
+            loss = await self._serve(link)
             if self.online_since is not None and time.monotonic() - self.online_since > 10:
                 backoff = cfg.reconnect_min_s
             was_online = self.state is SessionState.ONLINE
             self.state = SessionState.OFFLINE
             self.online_since = None
-            self._note_error(reason)
+            self._note_loss(loss)
             if was_online:
-                self.log.warning("board offline", reason=reason)
+                self.log.warning("board offline", reason=loss.reason)
                 with contextlib.suppress(Exception):
-                    await self.observer.on_offline(self, reason)
+                    await self.observer.on_offline(self, loss.reason)
             else:
-                self.log.info("handshake failed", reason=reason, retry_in_s=backoff)
+                retry_in_s = backoff if reconnect else None
+                self.log.info("handshake failed", reason=loss.reason, retry_in_s=retry_in_s)
+            if not reconnect:
+                return
             await self._wait_before_reopen(backoff, server_down=False)
             backoff = min(backoff * 2, cfg.reconnect_max_s)
 
     # ---- internals ----------------------------------------------------------------------
 
     async def _wait_before_reopen(self, delay_s: float, *, server_down: bool) -> None:
-        """Sleep `delay_s` before reopening, or less if a network server comes back.
+        """Sleep `delay_s` before reopening, or less if a network server comes back
+        (`conduyt_bridge.device.reopen.wait_before_reopen`)."""
+        await wait_before_reopen(self.transport, delay_s, server_down=server_down, log=self.log)
 
-        `server_down`: the open just failed because the server did not take the
-        connection. Only then is the server probed, and only for `socket://` and
-        `rfc2217://` ports (a local device has no cheap reachability test). A server that
-        took the connection is not probed at all: with raw TCP each probe makes the server
-        open (and may reset) the device behind it.
-        """
-        address = (
-            self.transport.network_address if isinstance(self.transport, SerialTransport) else None
-        )
-        if address is None or not server_down:
-            await asyncio.sleep(delay_s)
-            return
-        deadline = time.monotonic() + delay_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if remaining <= NETWORK_PROBE_INTERVAL_S:
-                await asyncio.sleep(remaining)
-                return
-            await asyncio.sleep(NETWORK_PROBE_INTERVAL_S)
-            if await tcp_reachable(*address, timeout_s=NETWORK_PROBE_TIMEOUT_S):
-                self.log.info(
-                    "network serial server reachable again",
-                    port=self.transport.description,
-                    backoff_cut_s=round(deadline - time.monotonic(), 1),
-                )
-                return
+    def _note_loss(self, loss: LinkLoss) -> None:
+        self.last_loss = loss
+        self.last_error = loss.reason
 
-    def _note_error(self, message: str) -> None:
-        self.last_error = message
-
-    def _next_seq(self) -> int:
-        for _ in range(255):
-            self._seq = self._seq % 255 + 1
-            if self._seq not in self._pending:
-                return self._seq
-        raise ConduytDisconnectedError("no free sequence number: 255 commands in flight")
-
-    async def _serve(self, link: Link) -> str:
-        """Run one opened link until it is lost; returns the reason."""
+    async def _serve(self, link: Link) -> LinkLoss:
+        """Run one opened link until it is lost; returns how it ended."""
         self._link = link
         self._window = asyncio.Semaphore(1 if link.stop_and_wait else 4)
         self.state = SessionState.CONNECTING
         self._last_rx = time.monotonic()
         reader = asyncio.create_task(self._read_loop(link), name=f"read-{self.device_id}")
-        keepalive: asyncio.Task[None] | None = None
+        ka: asyncio.Task[None] | None = None
         try:
             await self._handshake(link, reader)
-            keepalive = asyncio.create_task(self._keepalive(link), name=f"ka-{self.device_id}")
-            done, _ = await asyncio.wait({reader, keepalive}, return_when=asyncio.FIRST_COMPLETED)
+            ka = asyncio.create_task(
+                keepalive(
+                    lambda: self.request(PacketType.PING),
+                    lambda: self._last_rx,
+                    interval_s=self.config.keepalive_s,
+                    misses_allowed=self.config.keepalive_misses,
+                    on_answer_after_misses=lambda misses: self.suspect_reboot(
+                        # Silent for a while, then answering again: a reset looks like this.
+                        f"answered again after {misses} unanswered PINGs"
+                    ),
+                    log=self.log,
+                ),
+                name=f"ka-{self.device_id}",
+            )
+            done, _ = await asyncio.wait({reader, ka}, return_when=asyncio.FIRST_COMPLETED)
             exc = next(iter(done)).exception()
-            return describe_exception(exc) if exc else "link closed"
+            if exc is None:
+                return LinkLoss(LossKind.CLOSED, "link closed")
+            return LinkLoss(loss_kind(exc, LossKind.IO_ERROR), describe_exception(exc), exc)
         except ConduytError as exc:
-            return str(exc)
+            return LinkLoss(loss_kind(exc, LossKind.HANDSHAKE_FAILED), str(exc), exc)
         except Exception as exc:  # a bug in a hook or observer: drop this link, reconnect
             self.log.exception("board session failed")
-            return f"internal error: {exc!r}"
+            return LinkLoss(LossKind.INTERNAL, f"internal error: {exc!r}", exc)
         finally:
-            children = [t for t in (reader, keepalive) if t is not None]
+            children = [t for t in (reader, ka) if t is not None]
             for task in children:
                 task.cancel()
             self._link = None
-            self._fail_pending(ConduytDisconnectedError(f"{self.device_id} went offline"))
+            self._pending.fail_all(ConduytDisconnectedError(f"{self.device_id} went offline"))
             try:
                 # asyncio.wait (not suppress(...) around await) so that a cancellation
                 # of this session itself still propagates: swallowing it here once kept
@@ -417,7 +343,7 @@ class DeviceSession:
                 hello_packet = await self.request(PacketType.HELLO, b"", timeout)
                 break
             except ConduytTimeoutError:
-                stale = stale_answers(self._seq, list(self._unmatched))
+                stale = stale_answers(self._pending.seq, list(self._unmatched))
                 if stale and link.stop_and_wait and await self._drain_backlog(link, stale):
                     continue
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
@@ -450,31 +376,16 @@ class DeviceSession:
 
     async def _drain_backlog(self, link: Link, evidence: str) -> bool:
         """Empty a TCP board's stale receive backlog (Q24); True once a PONG matched."""
-        self.log.warning(
-            "board answers older requests: draining its receive backlog", evidence=evidence
+        timeout_s = self.config.command_timeout_ms / 1000
+        return await drain_backlog(
+            link,
+            self._pending,
+            self._window,
+            self.stats,
+            timeout_s=timeout_s,
+            evidence=evidence,
+            log=self.log,
         )
-        timeout = self.config.command_timeout_ms / 1000
-        loop = asyncio.get_running_loop()
-        for _ in range(DRAIN_PINGS):
-            async with self._window:
-                seq = self._next_seq()
-                wire = encode_packet(PacketType.PING, seq, b"")
-                future: asyncio.Future[Packet] = loop.create_future()
-                self._pending[seq] = _Pending(future, wire, "PING", time.monotonic())
-                try:
-                    for i in range(len(wire)):
-                        await link.send(wire[i : i + 1])
-                        await asyncio.sleep(DRAIN_BYTE_GAP_S)
-                    self.stats.packets_out += 1
-                    async with asyncio.timeout(timeout):
-                        await future
-                except TimeoutError:
-                    continue
-                finally:
-                    self._pending.pop(seq, None)
-            self.log.info("receive backlog drained", ping_seq=seq)
-            return True
-        return False
 
     async def _routine(self) -> None:
         """The post-HELLO routine: clear what a previous host (or the board's previous
@@ -492,11 +403,9 @@ class DeviceSession:
         """The board may have rebooted with its port still open (reset button, watchdog,
         OTA): it then forgot pin modes, subscriptions and written values, and nothing on
         the wire says so. Run the routine again (it is idempotent); at most once per
-        REBOOT_CHECK_INTERVAL_S."""
-        now = time.monotonic()
-        if not self.online or now - self._last_rerun < REBOOT_CHECK_INTERVAL_S:
+        `REBOOT_CHECK_INTERVAL_S`."""
+        if not self.online or not self._rerun_limiter.allow(time.monotonic()):
             return
-        self._last_rerun = now
         self.stats.reboots_suspected += 1
         self.log.info("board may have rebooted: re-running the handshake routine", why=why)
 
@@ -558,9 +467,7 @@ class DeviceSession:
             self._retransmit_oldest()
             return
         if packet.type in RESPONSE_TYPES and packet.seq != 0:
-            pending = self._pending.get(packet.seq)
-            if pending is not None and not pending.future.done():
-                pending.future.set_result(packet)
+            if self._pending.resolve(packet):
                 return
             self._unmatched.append((packet.type, packet.seq))
         try:
@@ -571,54 +478,12 @@ class DeviceSession:
     def _retransmit_oldest(self) -> None:
         # The board NAKs a corrupted frame with seq 0, not the command's: resend the oldest
         # outstanding command once (§4.1); a second corruption ends in a timeout.
-        waiting = [p for p in self._pending.values() if not p.retransmitted]
-        if not waiting or self._link is None:
-            return
-        oldest = min(waiting, key=lambda p: p.sent_at)
-        oldest.retransmitted = True
-        self.stats.retransmits += 1
         link = self._link
+        if link is None:
+            return
+        oldest = self._pending.take_oldest_for_retransmit()
+        if oldest is None:
+            return
+        self.stats.retransmits += 1
         task = asyncio.get_running_loop().create_task(link.send(oldest.wire))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    async def _keepalive(self, link: Link) -> None:
-        interval = self.config.keepalive_s
-        if interval <= 0:
-            await asyncio.Event().wait()
-        misses = 0
-        while True:
-            await asyncio.sleep(interval)
-            if time.monotonic() - self._last_rx >= interval:
-                try:
-                    await self.request(PacketType.PING)
-                except ConduytTimeoutError:
-                    misses += 1
-                    self.log.info("keepalive PING unanswered", misses=misses)
-                    if misses >= self.config.keepalive_misses:
-                        raise ConduytDisconnectedError(
-                            f"board stopped answering: {misses} keepalive PINGs unanswered"
-                        ) from None
-                    continue
-                except ConduytNAKError:
-                    pass  # an answer all the same
-            if misses:
-                # Silent for a while, then answering again: a reset looks like this.
-                self.suspect_reboot(f"answered again after {misses} unanswered PINGs")
-            misses = 0
-
-    def _fail_pending(self, error: ConduytError) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(error)
-        self._pending.clear()
-
-
-def stale_answers(asked: int, unmatched: Sequence[tuple[int, int]]) -> str:
-    """Evidence of a stale receive backlog (Q24), or "" if there is none.
-
-    `asked` is the sequence number of the request in flight; `unmatched` the (TYPE, SEQ)
-    of answers that matched no pending request. An answer counts when its SEQ is older
-    than `asked` by 1..127 in the 1..255 cycle (a newer one is not a backlog).
-    """
-    older = [f"{type_name(t)} seq {s}" for t, s in unmatched if 1 <= (asked - s) % 255 <= 127]
-    return f"request seq {asked} answered by {', '.join(older)}" if older else ""

@@ -5,7 +5,11 @@
 - `listen://host:port`: boards running the Conduyt TCP transport connect in (§3.2: the
   board is the TCP client), raw packets, stop-and-wait; several boards may share one
   listener and are told apart by the mcu_id in their HELLO_RESP;
+- `tcp://host:port`: we connect to a board that accepts TCP connections, with the same
+  raw packets and stop-and-wait as `listen://` (`docs/protocol.md` §3.2, Q4, Q24);
 - `sim://profile`: a simulated board in-process, over a real socket pair, COBS-framed.
+
+`transport_for_url` picks one of these from a port URL (`docs/library.md` §2).
 """
 
 from __future__ import annotations
@@ -51,8 +55,10 @@ class Transport(Protocol):
 class SerialTransport:
     """A serial port (device path, `socket://`, `rfc2217://`) opened with serialx.
 
+    `SerialTransport("/dev/ttyUSB0", baudrate=115200)`; `baudrate` in bit/s.
     serialx locks the port exclusively and asserts DTR on open, which USB-CDC boards need
-    before they report "connected" (`docs/protocol.md` §3.5).
+    before they report "connected" (`docs/protocol.md` §3.5). `open()` raises OSError (no
+    such device, busy, refused) or a serialx error.
     """
 
     url: str
@@ -134,9 +140,12 @@ def sim_mcu_id(profile_mcu_id: bytes, device_id: str) -> bytes:
 class SimTransport:
     """A simulated board (`sim://<profile>`) served in-process over a socket pair.
 
-    The board object survives reconnects, like a real board stays plugged in; tests reach
+    `profile` is a profile name (`"thermostat"`) or its URL (`"sim://thermostat"`). The
+    board object survives reconnects, like a real board stays plugged in; tests reach
     it through `board`. Any number of devices may use one profile: with a `device_id`,
     the board's mcu_id is `sim_mcu_id(profile mcu_id, device_id)`, distinct per device.
+
+    Raises KeyError naming the known profiles for an unknown one.
     """
 
     profile: str
@@ -148,6 +157,7 @@ class SimTransport:
         from conduyt_bridge.simulator.board import SimulatedBoard
         from conduyt_bridge.simulator.profiles import get_profile, with_push_interval
 
+        self.profile = self.profile.removeprefix("sim://")
         profile = get_profile(self.profile)
         if self.push_interval_s is not None:
             profile = with_push_interval(profile, self.push_interval_s)
@@ -166,6 +176,75 @@ class SimTransport:
         assert isinstance(self.board, SimulatedBoard)
         reader, writer, runner = await open_in_process(self.board)
         return Link(reader, writer, CobsDeframer(), self.description, on_close=runner.close)
+
+
+@dataclass
+class TcpTransport:
+    """A board that accepts TCP connections: `TcpTransport("tcp://192.168.1.50:5000")` or
+    `TcpTransport("192.168.1.50", 5000)`.
+
+    Raw packets with no COBS and strict stop-and-wait, as on `listen://` links
+    (`docs/protocol.md` §3.2, Q4); the session drains a stale receive backlog (Q24). The
+    firmware's own ConduytTCP only connects out (Q1): boards running it need `listen://`.
+
+    Raises ValueError for an address without a port. `open()` raises OSError (refused,
+    unreachable) or TimeoutError after `connect_timeout_s` seconds.
+    """
+
+    host: str
+    port: int | None = None
+    connect_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.port is None:
+            text = self.host if "://" in self.host else f"tcp://{self.host}"
+            parts = urlsplit(text)
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if parts.scheme != "tcp" or not parts.hostname or not port:
+                raise ValueError(f"expected tcp://HOST:PORT, got {self.host!r}")
+            self.host, self.port = parts.hostname, port
+
+    @property
+    def description(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.port}"
+
+    async def open(self) -> Link:
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+        except TimeoutError:
+            raise TimeoutError(
+                f"timed out after {self.connect_timeout_s:g} s connecting to {self.description}"
+            ) from None
+        return Link(reader, writer, RawDeframer(), self.description, stop_and_wait=True)
+
+
+def transport_for_url(url: str, *, baudrate: int = 115200) -> Transport:
+    """The transport for a port URL (`docs/library.md` §2):
+
+    `sim://PROFILE` → `SimTransport`; `tcp://HOST:PORT` → `TcpTransport`; a device path
+    (`/dev/ttyUSB0`, `COM3`), `socket://HOST:PORT` or `rfc2217://HOST:PORT` →
+    `SerialTransport` at `baudrate` bit/s.
+
+    Raises ValueError for another scheme (`listen://` included: it serves boards that
+    connect in, which needs a `TcpListener` shared by the boards) or a bad `tcp://` URL,
+    KeyError for an unknown simulator profile.
+    """
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme == "sim":
+        return SimTransport(url)
+    if scheme == "tcp":
+        return TcpTransport(url)
+    if scheme in ("", "socket", "rfc2217"):
+        return SerialTransport(url, baudrate)
+    raise ValueError(
+        f"unsupported port URL {url!r}: expected a device path, socket://, rfc2217://, "
+        "tcp:// or sim://"
+    )
 
 
 class TcpListener:

@@ -73,6 +73,16 @@ class ModuleDescriptor:
     version: tuple[int, int] = (1, 0)
     pins: tuple[int, ...] = ()
 
+    @property
+    def version_major(self) -> int:
+        """`version[0]` (conduyt-py's field name)."""
+        return self.version[0]
+
+    @property
+    def version_minor(self) -> int:
+        """`version[1]` (conduyt-py's field name)."""
+        return self.version[1]
+
 
 @dataclass(frozen=True, slots=True)
 class DatastreamDescriptor:

@@ -1,5 +1,8 @@
 """`conduyt-bridge simulate PROFILE [--pty] [--link PATH] [--tcp HOST:PORT] ...`.
 
+`--tcp-listen HOST:PORT` serves the board on a listening socket instead (raw packets, one
+host at a time; port 0 picks a free port): what a host's `tcp://HOST:PORT` connects to.
+
 `--mcu-id HEX` gives the board another mcu_id (to tell several boards on one `listen://`
 port apart), and `--tcp-backlog` gives a TCP board the firmware's one-packet-per-poll
 receive buffer (`docs/protocol.md` Q24; stop the process with SIGSTOP past the bridge's
@@ -7,7 +10,8 @@ keepalive window, then SIGCONT, to reproduce a stale backlog).
 
 Serves a simulated board until SIGINT/SIGTERM. With `--pty` (the default) exactly one line
 goes to stdout: the pty path, followed by the symlink path when `--link` is given, so a
-script can read it and open the port. Diagnostics go to stderr.
+script can read it and open the port; with `--tcp-listen`, the one line is the bound
+`HOST:PORT`. Diagnostics go to stderr.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.simulator.profiles import PROFILES, get_profile, with_push_interval
 from conduyt_bridge.simulator.ptyboard import PtyBoard
 from conduyt_bridge.simulator.runner import run_tcp_client
+from conduyt_bridge.simulator.tcp_server import TcpBoardServer
 
 EXIT_OK = 0
 EXIT_CONNECT = 1
@@ -35,6 +40,13 @@ def _host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (PORT 0 = any), got {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -77,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_host_port,
         help="connect to a listening host like the ConduytTCP transport (raw packets)",
     )
+    where.add_argument(
+        "--tcp-listen",
+        metavar="HOST:PORT",
+        type=_listen_address,
+        help="listen for a host (raw packets, one host at a time) and print the bound "
+        "HOST:PORT; a host connects with tcp://HOST:PORT",
+    )
     parser.add_argument(
         "--link",
         metavar="PATH",
@@ -103,7 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tcp-backlog",
         action="store_true",
-        help="with --tcp: decode one packet per poll and keep the buffer across "
+        help="with --tcp or --tcp-listen: decode one packet per poll and keep the buffer across "
         "reconnects, like the firmware's TCP transport (quirk Q24)",
     )
 
@@ -119,11 +138,12 @@ async def run(args: argparse.Namespace) -> int:
         profile = with_push_interval(profile, args.push_interval)
     if args.mcu_id is not None:
         profile = dataclasses.replace(profile, mcu_id=args.mcu_id)
-    if args.tcp is not None and args.link is not None:
+    tcp_listen = args.tcp_listen
+    if (args.tcp is not None or tcp_listen is not None) and args.link is not None:
         print("conduyt-bridge simulate: --link needs --pty", file=sys.stderr)
         return EXIT_USAGE
-    if args.tcp is None and args.tcp_backlog:
-        print("conduyt-bridge simulate: --tcp-backlog needs --tcp", file=sys.stderr)
+    if args.tcp is None and tcp_listen is None and args.tcp_backlog:
+        print("conduyt-bridge simulate: --tcp-backlog needs --tcp or --tcp-listen", file=sys.stderr)
         return EXIT_USAGE
 
     stop = asyncio.Event()
@@ -137,6 +157,14 @@ async def run(args: argparse.Namespace) -> int:
             board = SimulatedBoard(profile, framing="raw", seed=args.seed)
             board.faults.tcp_backlog = args.tcp_backlog
             return await _serve_tcp(board, host, port, retry=not args.once, stop=stop)
+        if tcp_listen is not None:
+            board = SimulatedBoard(profile, framing="raw", seed=args.seed)
+            board.faults.tcp_backlog = args.tcp_backlog
+            async with TcpBoardServer(board, *tcp_listen) as server:
+                bound_host, bound_port = server.address
+                print(f"{bound_host}:{bound_port}", flush=True)
+                await stop.wait()
+            return EXIT_OK
         board = SimulatedBoard(profile, framing="cobs", seed=args.seed)
         async with PtyBoard(board, link=args.link) as served:
             line = served.path if served.link is None else f"{served.path} {served.link}"

@@ -45,6 +45,7 @@ class PtyBoard:
         self._tick_interval_s = tick_interval_s
         self._path: str | None = None
         self._runner: BoardRunner | None = None
+        self._unplugged: list[BoardRunner] = []
 
     async def __aenter__(self) -> PtyBoard:
         await self.plug()
@@ -74,6 +75,13 @@ class PtyBoard:
     def runner(self) -> BoardRunner | None:
         """The runner serving the current pty, None when unplugged."""
         return self._runner
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes the board has read from its ports since this object was made, over every
+        plug-in: a host that wrote nothing leaves it unchanged."""
+        runners = [*self._unplugged, *([self._runner] if self._runner is not None else [])]
+        return sum(r.bytes_received for r in runners)
 
     async def plug(self) -> str:
         """Open a new pty and serve the board on it; return the slave path.
@@ -112,6 +120,7 @@ class PtyBoard:
         self._path = None
         self._remove_link()
         if runner is not None:
+            self._unplugged.append(runner)
             await runner.close()
 
     async def replug(self, *, reboot: bool = True) -> str:

@@ -56,6 +56,8 @@ class BoardRunner:
         self._tick_interval_s = tick_interval_s
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.bytes_received = 0
+        """Bytes read from the host so far (what a port monitor on the board would see)."""
 
     @property
     def tick_interval_s(self) -> float:
@@ -131,6 +133,7 @@ class BoardRunner:
                 data = await self._reader.read(READ_SIZE)
             except (ConnectionError, OSError):
                 return
+            self.bytes_received += len(data)
             # Bytes that arrive during a stall wait, with the EOF, until it ends.
             await self._resumed()
             if data and board.faults.tcp_backlog:
@@ -158,6 +161,7 @@ class BoardRunner:
                 return out
             if not more:
                 return out
+            self.bytes_received += len(more)
             out += more
 
     async def _tick_loop(self) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from bridge_harness import make_settings, wait_until
-from mqtt_helpers import Broker, Recorder
+from support.broker import Broker
+from support.harness import make_settings, wait_until
+from support.recorder import Recorder
 
 import conduyt_bridge.app.daemon as app
-from conduyt_bridge.northbound.conduyt.board import BoardBridge
-from conduyt_bridge.protocol.hello import HelloResp
+from conduyt_bridge.core.events import BoardEvent, BoardOnline
 
 
 async def test_supervise_restarts_a_crashed_job(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,15 +39,15 @@ async def test_a_failing_online_hook_drops_the_link_and_recovers(
     settings = make_settings(mqtt_broker, base_topic, [{"id": "s", "port": "sim://thermostat"}])
     failures = []
 
-    async def flaky(board: BoardBridge, hello: HelloResp, changed: bool) -> None:
-        if not failures:
+    async def flaky(event: BoardEvent) -> None:
+        if isinstance(event, BoardOnline) and not failures:
             failures.append(1)
             raise ValueError("hook bug")
 
     p = f"{base_topic}/s"
     async with Recorder(mqtt_broker, f"{p}/status") as rec:
         bridge = app.Bridge(settings)
-        bridge.boards["s"].change_hooks.insert(0, flaky)
+        bridge.bus.subscribe(flaky, first=True)
         task = asyncio.create_task(bridge.run())
         try:
             await rec.wait_for(f"{p}/status", payload=b"online", timeout=10)

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bridge_harness import make_settings, pty_board_at, running_bridge, wait_until
-from mqtt_helpers import Broker, Recorder, publish, publish_properties
+from support.broker import Broker
+from support.harness import make_settings, pty_board_at, running_bridge, wait_until
+from support.mqtt_client import publish, publish_properties
+from support.recorder import Recorder
 
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.packet import Packet

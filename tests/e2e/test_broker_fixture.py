@@ -7,17 +7,12 @@ import re
 
 import aiomqtt
 import pytest
-from mqtt_helpers import (
-    Broker,
-    Recorder,
-    parse_mqtt_url,
-    port_accepts,
-    publish,
-    publish_properties,
-    retained_snapshot,
-)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from support.broker import Broker
+from support.mqtt_client import publish, publish_properties, retained_snapshot
+from support.net import parse_mqtt_url, port_accepts
+from support.recorder import Recorder
 
 
 def test_parse_mqtt_url() -> None:

@@ -8,8 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from bridge_harness import spawn_cli
-from mqtt_helpers import Broker, Recorder
+from support.broker import Broker
+from support.harness import spawn_cli
+from support.recorder import Recorder
 
 from conduyt_bridge.app.cli import main
 from conduyt_bridge.version import __version__
@@ -123,7 +124,7 @@ def test_check_refuses_what_would_fail_at_run_time(tmp_path: Path) -> None:
         '[mqtt]\ntls_ca = "missing-ca.pem"\n'
         f'tls_cert = "{tmp_path}/client.crt"\ntls_key = "{tmp_path}/client.key"\n'
         '[[devices]]\nid = "a"\nport = "sim://thermostatt"\n'
-        '[[devices]]\nid = "b"\nport = "tcp://192.0.2.7:5000"\n'
+        '[[devices]]\nid = "b"\nport = "udp://192.0.2.7:5000"\n'
         '[[devices]]\nid = "c"\nport = "sockte://192.0.2.7:4000"\n'
     )
     import subprocess
@@ -137,7 +138,7 @@ def test_check_refuses_what_would_fail_at_run_time(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
-    schemes = "'listen://', 'rfc2217://', 'sim://', 'socket://'"
+    schemes = "'listen://', 'rfc2217://', 'sim://', 'socket://', 'tcp://'"
     assert proc.stderr.splitlines() == [
         "conduyt-bridge: configuration error",
         "c.toml: mqtt.tls_ca: cannot read 'missing-ca.pem': No such file or directory; "
@@ -148,10 +149,10 @@ def test_check_refuses_what_would_fail_at_run_time(tmp_path: Path) -> None:
         "No such file or directory; check the path",
         "c.toml: devices[0].port: unknown simulator profile 'thermostatt' "
         "(did you mean 'thermostat'?); profiles: firehose, kitchen, thermostat, uno, workshop",
-        f"c.toml: devices[1].port: unknown port scheme 'tcp://': use one of {schemes} "
-        "or a serial device path (e.g. '/dev/ttyUSB0'); a board with the Conduyt TCP "
-        "transport connects to the bridge: use 'listen://0.0.0.0:5000'; for a "
-        "serial-over-TCP server use 'socket://host:port'",
+        f"c.toml: devices[1].port: unknown port scheme 'udp://': use one of {schemes} "
+        "or a serial device path (e.g. '/dev/ttyUSB0'); Conduyt runs over TCP: "
+        "'tcp://host:port' for a board that accepts connections, 'listen://0.0.0.0:5000' "
+        "for boards that connect to the bridge",
         f"c.toml: devices[2].port: unknown port scheme 'sockte://': use one of {schemes} "
         "or a serial device path (e.g. '/dev/ttyUSB0'); did you mean 'socket://'?",
     ]

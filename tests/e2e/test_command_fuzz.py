@@ -4,7 +4,7 @@ simulated board on a pty.
 Every case is a real MQTT 5 publish with a Response Topic and its own Correlation Data,
 so each one must produce exactly one outcome: `{"ok": true, …}` (the rare valid random
 command) or the error report. All cases go through the broker rather than calling
-`BoardBridge.execute` directly: with one persistent publishing client a case costs a few
+`Board.execute` directly: with one persistent publishing client a case costs a few
 milliseconds, so a few hundred stay far below a minute, and the whole path (topic
 parsing, retained-flag handling, response topics, the board's worker queue) is what gets
 fuzzed. One bridge and one board serve every example (hypothesis runs the examples in the
@@ -27,11 +27,12 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from bridge_harness import wait_until
-from commands_rig import Rig, rig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mqtt_helpers import Broker, publish_properties
+from support.broker import Broker
+from support.harness import wait_until
+from support.mqtt_client import publish_properties
+from support.rig import Rig, rig
 
 from conduyt_bridge.device.capabilities import check_command
 from conduyt_bridge.protocol.constants import OTA_TYPES, PacketType, PinMode

@@ -32,11 +32,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from bridge_harness import make_settings, running_bridge
 from conduyt import ConduytDevice, ConduytNAKError
 from conduyt.core.constants import CMD
 from conduyt.transports.mqtt import MQTTTransport
-from mqtt_helpers import Broker, Recorder, publish, retained_snapshot
+from support.broker import Broker
+from support.harness import make_settings, running_bridge
+from support.mqtt_client import publish, retained_snapshot
+from support.recorder import Recorder
 
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.simulator.board import SimulatedBoard

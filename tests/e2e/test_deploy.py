@@ -19,14 +19,10 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from mqtt_helpers import (
-    MosquittoProcess,
-    Recorder,
-    find_mosquitto,
-    free_port,
-    publish,
-    wait_port,
-)
+from support.broker import MosquittoProcess, find_mosquitto
+from support.mqtt_client import publish
+from support.net import free_port, wait_port
+from support.recorder import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -600,8 +596,8 @@ async def test_bridge_runs_against_the_deployed_broker(
 
 async def _link_down_events(settings: Any, count: int = 2) -> list[dict[str, Any]]:
     """The first `count` `broker link down` log events of a bridge run with `settings`."""
-    from bridge_harness import wait_until
     from structlog.testing import capture_logs
+    from support.harness import wait_until
 
     from conduyt_bridge.app.daemon import Bridge
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bridge_harness import make_settings, running_bridge
-from mqtt_helpers import Broker, Recorder, publish
+from support.broker import Broker
+from support.harness import make_settings, running_bridge
+from support.mqtt_client import publish
+from support.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,14 +1,16 @@
 """Home Assistant discovery end to end: what a running bridge publishes under the
-discovery prefix, validated against HA's schema (tests/ha_schema.py); re-publication on
+discovery prefix, validated against HA's schema (tests/support/ha_schema/); re-publication on
 HA's birth message; removals when a board changes; the sweep when discovery is off."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bridge_harness import make_settings, running_bridge
-from ha_schema import validate_message
-from mqtt_helpers import Broker, Recorder, publish, retained_snapshot
+from support.broker import Broker
+from support.ha_schema import validate_message
+from support.harness import make_settings, running_bridge
+from support.mqtt_client import publish, retained_snapshot
+from support.recorder import Recorder
 
 from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.simulator.profiles import get_profile

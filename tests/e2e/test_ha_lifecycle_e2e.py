@@ -14,9 +14,11 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from bridge_harness import make_settings, running_bridge, wait_until
-from ha_schema import validate_message
-from mqtt_helpers import Broker, Received, Recorder, publish, retained_snapshot
+from support.broker import Broker
+from support.ha_schema import validate_message
+from support.harness import make_settings, running_bridge, wait_until
+from support.mqtt_client import publish, retained_snapshot
+from support.recorder import Received, Recorder
 
 from conduyt_bridge.app.config import Settings
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection

@@ -1,9 +1,9 @@
 """Hostile MQTT input (issue 8, item 2): whatever a client publishes under the base topic
 ends in an ordinary error report, at debug level in the log, with the board still working.
 
-Real Mosquitto, the bridge in-process, simulated boards on a pty (tests/commands_rig.py).
+Real Mosquitto, the bridge in-process, simulated boards on a pty (tests/support/rig.py).
 The `kitchen` profile says `max_payload` 512 in its HELLO_RESP, so its commands are at most
-6 * 512 + 1024 = 4096 bytes long (`BoardBridge.payload_limit`, docs/hostile-input.md).
+6 * 512 + 1024 = 4096 bytes long (`payload_limit`, docs/hostile-input.md).
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ from typing import Any
 import aiomqtt
 import pytest
 import structlog
-from bridge_harness import make_settings, running_bridge, wait_until
-from commands_rig import Rig, rig
-from mqtt_helpers import Broker, Recorder, publish
+from support.broker import Broker
+from support.harness import make_settings, running_bridge, wait_until
+from support.mqtt_client import publish
+from support.recorder import Recorder
+from support.rig import Rig, rig
 
 from conduyt_bridge.app.config import MqttSection
 from conduyt_bridge.app.metrics import BridgeMetrics
+from conduyt_bridge.northbound.conduyt.adapter import payload_limit
 from conduyt_bridge.northbound.conduyt.payloads import (
     MAX_JSON_DEPTH,
     json_nesting_exceeds,
@@ -158,7 +161,7 @@ async def test_payload_longer_than_any_command_is_refused_unread(
     kitchen: KitchenRig, log_records: list[MutableMapping[str, Any]]
 ) -> None:
     async with kitchen() as r:
-        assert r.bridge.boards["kitchen"].payload_limit == KITCHEN_LIMIT
+        assert payload_limit(r.bridge.boards["kitchen"]) == KITCHEN_LIMIT
         for payload in (b"[" * 100_000, b"\xff" * (KITCHEN_LIMIT + 1)):
             got = await r.refused("ds/light_percent/set", payload)
             # Not NOT_UTF8 for the second one: it was refused before any decoding.
@@ -325,7 +328,7 @@ async def test_inbound_drops_in_health_and_metrics(
             await release.wait()
 
         topic = f"{base_topic}/block"
-        bridge.message_hooks[topic] = block
+        bridge.route(topic, block)
         await bridge.mqtt.subscribe([topic, f"{base_topic}/junk"])
         await publish(mqtt_broker, topic, b"1")
         await asyncio.wait_for(blocked.wait(), 5)
@@ -339,7 +342,6 @@ async def test_inbound_drops_in_health_and_metrics(
         assert bridge.health()["broker"]["inbound_dropped"] == 11
         body, _ = BridgeMetrics(bridge).render()
         assert b"conduyt_bridge_mqtt_inbound_dropped_total 11.0" in body
-        del bridge.message_hooks[topic]
         assert await r.request("ds/light_percent/set", "3") == {"ok": True, "value": 3}
 
 

@@ -17,9 +17,11 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
-from bridge_harness import make_settings, running_bridge, wait_until
-from mqtt_helpers import Broker, free_port, publish
 from prometheus_client.parser import text_string_to_metric_families
+from support.broker import Broker
+from support.harness import make_settings, running_bridge, wait_until
+from support.mqtt_client import publish
+from support.net import free_port
 
 from conduyt_bridge.app import extras
 from conduyt_bridge.app.config import Settings

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 import structlog
-from bridge_harness import make_settings, running_bridge, wait_until
-from mqtt_helpers import Broker, Recorder, publish
+from support.broker import Broker
+from support.harness import make_settings, running_bridge, wait_until
+from support.mqtt_client import publish
+from support.recorder import Recorder
 
 from conduyt_bridge.device.transports import TcpListener
 from conduyt_bridge.simulator.board import SimulatedBoard
@@ -170,7 +172,7 @@ async def test_listener_closed_before_shutdown(mqtt_broker: Broker, base_topic: 
         # Listening: a board could connect now.
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
-        bridge.shutdown_hooks.append(try_to_connect)
+        bridge.on_shutdown(try_to_connect)
     assert during_shutdown == ["refused"]
 
 

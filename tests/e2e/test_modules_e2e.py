@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_harness import wait_until
-from commands_rig import Rig, rig
-from mqtt_helpers import Broker
+from support.broker import Broker
+from support.harness import wait_until
+from support.rig import Rig, rig
 
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.values import shortest_float32

@@ -14,8 +14,9 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
-from bridge_harness import wait_until
-from mqtt_helpers import Broker, retained_snapshot
+from support.broker import Broker
+from support.harness import wait_until
+from support.mqtt_client import retained_snapshot
 
 from conduyt_bridge.app.config import MqttSection
 from conduyt_bridge.northbound.mqtt import connection as conn_mod

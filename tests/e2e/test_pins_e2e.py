@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bridge_harness import wait_until
-from commands_rig import Rig, rig
-from mqtt_helpers import Broker, publish
+from support.broker import Broker
+from support.harness import wait_until
+from support.mqtt_client import publish
+from support.rig import Rig, rig
 
 from conduyt_bridge.protocol.constants import PacketType
 

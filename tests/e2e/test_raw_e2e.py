@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_harness import wait_until
-from commands_rig import Rig, rig
-from mqtt_helpers import Broker, Received, publish
+from support.broker import Broker
+from support.harness import wait_until
+from support.mqtt_client import publish
+from support.recorder import Received
+from support.rig import Rig, rig
 
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.packet import Packet, decode_packet, encode_packet

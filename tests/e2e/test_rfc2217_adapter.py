@@ -3,7 +3,7 @@ relies on: these fail loudly when a serialx upgrade changes them (docs/network-s
 
 The server here answers like ser2net 4.3.11 did on the wire: state masks with
 notifications (`ff fa 2c 6a 00 ff f0`, `ff fa 2c 6b 00 ff f0`), every other COM-PORT
-command with its +100 acknowledgement. tests/test_ser2net_e2e.py runs the real one.
+command with its +100 acknowledgement. tests/e2e/test_ser2net_e2e.py runs the real one.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import serialx
 import structlog
-from bridge_harness import make_settings, running_bridge, wait_until
-from mqtt_helpers import Broker
 from serialx.platforms.serial_rfc2217 import RFC2217SerialTransport
+from support.broker import Broker
+from support.harness import make_settings, running_bridge, wait_until
 
 from conduyt_bridge.device.rfc2217 import SERIALX_VERSION, installed_serialx_version
 from conduyt_bridge.device.transports import SerialTransport

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_harness import make_settings, running_bridge, wait_until
-from mqtt_helpers import Broker, Recorder, publish
+from support.broker import Broker
+from support.harness import make_settings, running_bridge, wait_until
+from support.mqtt_client import publish
+from support.recorder import Recorder
 
 from conduyt_bridge.device.transports import SerialTransport
 from conduyt_bridge.simulator.board import SimulatedBoard

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import structlog
-from bridge_harness import make_settings, pty_board_at, running_bridge, wait_until
-from mqtt_helpers import Broker, Recorder, publish
+from support.broker import Broker
+from support.harness import make_settings, pty_board_at, running_bridge, wait_until
+from support.mqtt_client import publish
+from support.recorder import Recorder
 
 from conduyt_bridge.app.daemon import Bridge
 from conduyt_bridge.protocol.constants import PacketType

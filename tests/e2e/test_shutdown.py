@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from bridge_harness import spawn_cli
-from mqtt_helpers import MosquittoProcess, Recorder, find_mosquitto
+from support.broker import MosquittoProcess, find_mosquitto
+from support.harness import spawn_cli
+from support.recorder import Recorder
 
 STOP_WITHIN_S = 2.0
 

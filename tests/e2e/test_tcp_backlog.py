@@ -13,8 +13,9 @@ import contextlib
 import socket
 import sys
 
-from bridge_harness import make_settings, running_bridge
-from mqtt_helpers import Broker, Recorder
+from support.broker import Broker
+from support.harness import make_settings, running_bridge
+from support.recorder import Recorder
 
 from conduyt_bridge.device.session import stale_answers
 from conduyt_bridge.protocol.constants import PacketType

@@ -1,5 +1,6 @@
 """Every way of reaching a board, end to end through a real broker: TCP boards that
-connect in (`listen://`, one or several per listener), a network serial server
+connect in (`listen://`, one or several per listener), a TCP board that accepts the
+bridge's connection (`tcp://`), a network serial server
 (`socket://`, COBS), the in-process simulator (`sim://`); MQTT 3.1.1; JSON payloads;
 another board appearing on the same port."""
 
@@ -13,13 +14,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bridge_harness import make_settings, running_bridge
-from mqtt_helpers import Broker, Recorder, publish
+from support.broker import Broker
+from support.harness import make_settings, running_bridge
+from support.mqtt_client import publish
+from support.recorder import Recorder
 
 from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.simulator.profiles import get_profile
 from conduyt_bridge.simulator.ptyboard import PtyBoard
 from conduyt_bridge.simulator.runner import BoardRunner, run_tcp_client
+from conduyt_bridge.simulator.tcp_server import TcpBoardServer
 
 
 def free_port() -> int:
@@ -50,6 +54,26 @@ async def test_listen_transport_single_board(mqtt_broker: Broker, base_topic: st
                 await client
         # The connection is gone: the board is offline at once (no keepalive wait).
         await rec.wait_for_new(f"{p}/status", payload=b"offline", timeout=5)
+
+
+async def test_tcp_transport_board_that_listens(mqtt_broker: Broker, base_topic: str) -> None:
+    """`tcp://host:port`: the bridge connects to a board serving the Conduyt TCP transport
+    (raw packets, stop-and-wait), writes reach it, and a restarted board is reconnected."""
+    board = SimulatedBoard(get_profile("thermostat"), framing="raw", seed=1)
+    async with TcpBoardServer(board, "127.0.0.1", 0) as server:
+        host, port = server.address
+        settings = make_settings(
+            mqtt_broker, base_topic, [{"id": "t", "port": f"tcp://{host}:{port}"}]
+        )
+        p = f"{base_topic}/t"
+        async with Recorder(mqtt_broker, f"{p}/#") as rec, running_bridge(settings):
+            await rec.wait_for(f"{p}/status", payload=b"online", timeout=5)
+            meta = json.loads((await rec.wait_for(f"{p}/meta")).payload)
+            assert meta["port"] == f"tcp://{host}:{port}"
+            await publish(mqtt_broker, f"{p}/ds/setpoint_celsius/set", b"19.5")
+            await rec.wait_for(f"{p}/ds/setpoint_celsius", payload=b"19.5")
+            assert board.written[-1] == ("setpoint", 19.5)
+            assert server.connections == 1
 
 
 async def test_listen_transport_shared_by_mcu_id(mqtt_broker: Broker, base_topic: str) -> None:

@@ -697,12 +697,12 @@ def test_shared_sim_profile_without_ids_asks_for_ids(tmp_path: Path) -> None:
         (
             "serial://dev/ttyUSB0",
             "unknown port scheme 'serial://': use one of 'listen://', 'rfc2217://', "
-            "'sim://', 'socket://' or a serial device path (e.g. '/dev/ttyUSB0')",
+            "'sim://', 'socket://', 'tcp://' or a serial device path (e.g. '/dev/ttyUSB0')",
         ),
         (
             "SOCKETT://192.0.2.7:4000",
             "unknown port scheme 'sockett://': use one of 'listen://', 'rfc2217://', "
-            "'sim://', 'socket://' or a serial device path (e.g. '/dev/ttyUSB0'); "
+            "'sim://', 'socket://', 'tcp://' or a serial device path (e.g. '/dev/ttyUSB0'); "
             "did you mean 'socket://'?",
         ),
     ],

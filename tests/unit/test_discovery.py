@@ -1,5 +1,5 @@
 """Home Assistant discovery payloads (conduyt_bridge/northbound/homeassistant/discovery.py),
-checked against HA's documented schema (tests/ha_schema.py)."""
+checked against HA's documented schema (tests/support/ha_schema/)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from ha_schema import SENSOR_DEVICE_CLASSES, validate_discovery, validate_message
+from support.ha_schema import SENSOR_DEVICE_CLASSES, validate_discovery, validate_message
 
 from conduyt_bridge.northbound.homeassistant import discovery
 from conduyt_bridge.northbound.homeassistant.discovery import (

@@ -1,4 +1,4 @@
-"""Home Assistant discovery wired into the Bridge (payloads are built by
+"""Home Assistant discovery as a northbound adapter (payloads are built by
 `conduyt_bridge.northbound.homeassistant.discovery`; this module decides when to publish,
 replace and remove them).
 
@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import aiomqtt
 import structlog
 
+from conduyt_bridge.core.board import Board
+from conduyt_bridge.core.events import BoardEvent, BoardOnline
 from conduyt_bridge.errors import describe_exception
-from conduyt_bridge.northbound.conduyt.board import BoardBridge
 from conduyt_bridge.northbound.homeassistant.discovery import (
     BoardDiscovery,
     DatastreamHints,
@@ -54,33 +55,30 @@ from conduyt_bridge.northbound.homeassistant.ownership import (
     record_topic,
     records_filter,
 )
+from conduyt_bridge.northbound.host import Adapter, AdapterHost
 from conduyt_bridge.protocol.hello import HelloResp
-from conduyt_bridge.version import __version__
 
-if TYPE_CHECKING:
-    from conduyt_bridge.app.daemon import Bridge
-
-log = structlog.stdlib.get_logger("conduyt_bridge.northbound.homeassistant.adapter")
+log = structlog.stdlib.get_logger(__name__)
 
 SHUTDOWN_WAIT_S = 1.0
 """How long shutdown waits for cancelled discovery sweeps to finish."""
 
 
+@dataclass(frozen=True, slots=True)
+class HomeAssistantOptions:
+    """`[homeassistant] enabled` and where and how discovery is published."""
+
+    enabled: bool = True
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+
+
 class Discovery:
     """Publishes, refreshes and removes this bridge's Home Assistant discovery configs."""
 
-    def __init__(self, bridge: Bridge) -> None:
-        s = bridge.settings
-        self.bridge = bridge
-        self.enabled = s.homeassistant.enabled
-        self.cfg = DiscoveryConfig(
-            prefix=s.homeassistant.discovery_prefix,
-            mode=s.homeassistant.discovery_mode,
-            base_topic=s.bridge.base_topic,
-            bridge_id=s.mqtt.client_id,
-            bridge_version=__version__,
-            payload_format=s.mqtt.payload_format,
-        )
+    def __init__(self, host: AdapterHost, options: HomeAssistantOptions) -> None:
+        self.host = host
+        self.enabled = options.enabled
+        self.cfg = options.discovery
         self.published: dict[str, list[DiscoveryMessage]] = {}
         self._announced: set[str] = set()
         self._unannounced: dict[str, list[DiscoveryMessage]] = {}
@@ -91,14 +89,21 @@ class Discovery:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def install(self) -> None:
-        """Register the hooks on the bridge and its boards."""
-        self.bridge.connect_hooks.append(self.on_connect)
-        self.bridge.shutdown_hooks.append(self.close)
+        """Register on the host: connect and shutdown hooks, HA's status topic, and the
+        boards' `BoardOnline` events."""
+        self.host.on_connect(self.on_connect)
+        self.host.on_shutdown(self.close)
         if not self.enabled:
             return
-        self.bridge.message_hooks[status_topic(self.cfg)] = self.on_ha_status
-        for board in self.bridge.boards.values():
-            board.change_hooks.append(self.on_board_online)
+        self.host.route(status_topic(self.cfg), self.on_ha_status)
+        self.host.bus.subscribe(self.on_event, kinds=(BoardOnline,))
+
+    async def on_event(self, event: BoardEvent) -> None:
+        """`BoardOnline`: publish (or replace) the board's discovery configs."""
+        if isinstance(event, BoardOnline):
+            board = self.host.boards.get(event.dev)
+            if board is not None:
+                await self.on_board_online(board, event.hello, event.changed)
 
     # ---- hooks ------------------------------------------------------------------------------
 
@@ -108,10 +113,10 @@ class Discovery:
             self._spawn(self._reconcile_once())
         if not self.enabled:
             nodes = [bridge_node_id(self.cfg)]
-            nodes += [board_node_id(self.cfg, dev) for dev in self.bridge.boards]
+            nodes += [board_node_id(self.cfg, dev) for dev in self.host.boards]
             self._spawn(self.sweep(nodes, keep=set()))
             return
-        await self.bridge.mqtt.subscribe([status_topic(self.cfg)])
+        await self.host.mqtt.subscribe([status_topic(self.cfg)])
         self.publish_all()
         if "bridge" not in self._announced:
             self._spawn(
@@ -125,7 +130,7 @@ class Discovery:
             log.info("Home Assistant is online: publishing discovery again")
             self.publish_all()
 
-    async def on_board_online(self, board: BoardBridge, hello: HelloResp, changed: bool) -> None:
+    async def on_board_online(self, board: Board, hello: HelloResp, changed: bool) -> None:
         new = board_messages(self.cfg, self._board(board, hello))
         if board.dev not in self._announced:
             # The first announcement reads the broker first (a task: the board's session
@@ -162,7 +167,7 @@ class Discovery:
                     self._replace(key, new)
                 return
             try:
-                found = await self.bridge.mqtt.fetch_retained(
+                found = await self.host.mqtt.fetch_retained(
                     node_config_filters(self.cfg.prefix, node)
                 )
             except aiomqtt.MqttError as exc:
@@ -203,7 +208,7 @@ class Discovery:
 
     def current_record(self) -> OwnershipRecord:
         """What this run owns: its boards, and its discovery nodes while discovery is on."""
-        boards = {dev: b.config.port for dev, b in self.bridge.boards.items()}
+        boards = {dev: b.config.port for dev, b in self.host.boards.items()}
         nodes: tuple[str, ...] = ()
         if self.enabled:
             nodes = (bridge_node_id(self.cfg), *(board_node_id(self.cfg, d) for d in boards))
@@ -224,10 +229,10 @@ class Discovery:
         this one does not, then publish this run's record (retained). Returns the record
         published, or None when the records could not be read (nothing is cleared then,
         and the old record stays for the next start)."""
-        base = self.bridge.settings.bridge.base_topic
+        base = self.cfg.base_topic
         current = self.current_record()
         own_topic = record_topic(base, current.client_id)
-        mqtt = self.bridge.mqtt
+        mqtt = self.host.mqtt
         try:
             raw = await mqtt.fetch_retained([records_filter(base)])
         except aiomqtt.MqttError as exc:
@@ -272,9 +277,9 @@ class Discovery:
 
     def _publish(self, msg: DiscoveryMessage) -> None:
         # Not coalesced: a removal and the clean config on the same topic must both go out.
-        self.bridge.mqtt.publish(msg.topic, msg.payload, qos=1, retain=msg.retain, coalesce=False)
+        self.host.mqtt.publish(msg.topic, msg.payload, qos=1, retain=msg.retain, coalesce=False)
 
-    def _board(self, board: BoardBridge, hello: HelloResp) -> BoardDiscovery:
+    def _board(self, board: Board, hello: HelloResp) -> BoardDiscovery:
         hints = {
             name: DatastreamHints(name=opt.name, expire_after_s=opt.expire_after_s)
             for name, opt in board.config.datastreams.items()
@@ -301,13 +306,13 @@ class Discovery:
         for node in nodes:
             wanted += node_config_filters(self.cfg.prefix, node)
         try:
-            found = await self.bridge.mqtt.fetch_retained(wanted)
+            found = await self.host.mqtt.fetch_retained(wanted)
         except aiomqtt.MqttError as exc:
             log.info("discovery sweep skipped", error=describe_exception(exc))
             return None
         stale = [t for t in found if t not in keep]
         for topic in stale:
-            self.bridge.mqtt.publish(topic, b"", qos=1, retain=True)
+            self.host.mqtt.publish(topic, b"", qos=1, retain=True)
         if stale:
             log.info("removed stale discovery configs", count=len(stale))
         return stale
@@ -328,6 +333,10 @@ class Discovery:
         task.add_done_callback(self._tasks.discard)
 
 
-def discovery_plugin(bridge: Bridge) -> None:
-    """Plugin: Home Assistant discovery for `bridge` (also sweeps when disabled)."""
-    Discovery(bridge).install()
+def homeassistant_adapter(options: HomeAssistantOptions) -> Adapter:
+    """The adapter factory for the composition root (also sweeps when disabled)."""
+
+    def install(host: AdapterHost) -> None:
+        Discovery(host, options).install()
+
+    return install

@@ -8,8 +8,8 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from conduyt_bridge.app.config import redact_url
 from conduyt_bridge.errors import describe_exception
+from conduyt_bridge.northbound.mqtt.urls import redact_url
 
 __all__ = ["describe_broker_error", "redact_url"]
 

@@ -10,7 +10,7 @@ in payload bytes, and counting what it drops in an `InboundStats`.
 aiomqtt hands messages over with `put_nowait` from paho's `on_message` callback and, when
 that raises `QueueFull`, logs a warning per message. This queue drops without raising, so
 a flood costs one rate-limited warning here instead of one log line per message;
-`tests/test_hostile_input.py` checks the count against a real broker, so a change in how
+`tests/e2e/test_hostile_input.py` checks the count against a real broker, so a change in how
 aiomqtt fills its queue fails there.
 """
 

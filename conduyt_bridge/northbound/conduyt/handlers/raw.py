@@ -4,7 +4,8 @@ Compatibility with native Conduyt MQTT clients (`docs/protocol.md` §9.3): the J
 publishes on `cmd/{tt}`, conduyt-py on the bare `cmd`; both read `evt/#`.
 
 A raw command goes through the same checks as the typed topics
-(`conduyt_bridge.device.capabilities.check_command` plus the stateful ones of `PinController`)
+(`conduyt_bridge.device.capabilities.check_command` plus the stateful ones of
+`conduyt_bridge.core.pins.PinState`)
 before it reaches the board:
 
 1. `allow_raw = false` → `forbidden` `RAW_DISABLED` (nothing on `evt/`);
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from conduyt_bridge.core.pins import Subscription
 from conduyt_bridge.device.capabilities import check_command
 from conduyt_bridge.errors import (
     ConduytCapabilityError,
@@ -61,8 +63,7 @@ from conduyt_bridge.errors import (
     ConduytPayloadError,
     ErrorName,
 )
-from conduyt_bridge.northbound.conduyt.handlers.modules import publish_module_event
-from conduyt_bridge.northbound.conduyt.handlers.pins import PinController, Subscription
+from conduyt_bridge.northbound.conduyt.module_events import publish_module_event
 from conduyt_bridge.protocol.constants import (
     EVENT_TYPES,
     OTA_TYPES,
@@ -85,10 +86,11 @@ from conduyt_bridge.protocol.packet import Packet, decode_packet, decode_prefix
 from conduyt_bridge.protocol.values import decode_value
 
 if TYPE_CHECKING:
+    from conduyt_bridge.core.board import Board
     from conduyt_bridge.device.session import DeviceSession
-    from conduyt_bridge.northbound.conduyt.board import BoardBridge, Command
+    from conduyt_bridge.northbound.conduyt.face import BoardFace
 
-log = structlog.stdlib.get_logger("bridge.raw")
+log = structlog.stdlib.get_logger(__name__)
 
 _TYPE_LEVEL = re.compile(r"[0-9A-Fa-f]{1,2}")
 
@@ -163,7 +165,7 @@ def nak_code_for(error: ConduytError, type_: int) -> int:
     UNKNOWN_TYPE)."""
     if error.name in ErrorCode.__members__:
         return int(ErrorCode[error.name])
-    short = error.name == "BAD_LENGTH"
+    short = error.name == ErrorName.BAD_LENGTH
     if type_ in _PIN_FAMILY:
         return ErrorCode.INVALID_PIN if short else ErrorCode.PIN_MODE_UNSUPPORTED
     if type_ in _I2C_FAMILY:
@@ -180,9 +182,10 @@ def nak_code_for(error: ConduytError, type_: int) -> int:
 class RawController:
     """Raw packet topics of one board: command handler, event mirror, edge PIN_EVENTs."""
 
-    def __init__(self, board: BoardBridge, pins: PinController) -> None:
+    def __init__(self, board: Board, face: BoardFace) -> None:
         self.board = board
-        self.pins = pins
+        self.face = face
+        self.pins = board.pins
 
     @property
     def enabled(self) -> bool:
@@ -191,16 +194,16 @@ class RawController:
 
     def publish_packet(self, packet: Packet, qos: int = 1) -> None:
         """Publish `packet` raw on `evt/{tt}` (not retained, never coalesced)."""
-        self.board.mqtt.publish(
-            self.board.topics.evt(packet.type), packet.encode(), qos=qos, coalesce=False
+        self.face.mqtt.publish(
+            self.face.topics.evt(packet.type), packet.encode(), qos=qos, coalesce=False
         )
 
     # ---- hooks ------------------------------------------------------------------------
 
-    def on_event(self, board: BoardBridge, packet: Packet) -> None:
-        """Event hook (every type): typed MOD_EVENT topics, then the raw mirror."""
+    def on_packet(self, packet: Packet) -> None:
+        """Every event packet of the board: typed MOD_EVENT topics, then the raw mirror."""
         if packet.type == PacketType.MOD_EVENT:
-            publish_module_event(board, packet)
+            publish_module_event(self.board, self.face, packet)
         if self.enabled and packet.type in EVENT_TYPES and self._mirrors(packet):
             important = packet.type in (PacketType.MOD_EVENT, PacketType.FATAL)
             self.publish_packet(packet, qos=1 if important else 0)
@@ -218,7 +221,7 @@ class RawController:
         return sub is not None and sub.origin == "raw"
 
     def on_edge(self, pin: int, value: int) -> None:
-        """Edge listener: an edge found by the bridge's polling, as the PIN_EVENT the
+        """An edge found by the bridge's polling (a `PinValue` with `edge`), as the PIN_EVENT the
         firmware would have sent (`[pin][value u16le]`, SEQ 0) on `evt/90` (for a raw
         client's subscription, or every edge with `raw_mirror`)."""
         if self.enabled and (self.board.config.raw_mirror or self._raw_subscribed(pin)):
@@ -227,7 +230,7 @@ class RawController:
 
     # ---- command handler ----------------------------------------------------------------
 
-    async def handle_raw(self, board: BoardBridge, command: Command) -> dict[str, Any]:
+    async def handle(self, target: str, payload: bytes) -> dict[str, Any]:
         """`cmd` / `cmd/{tt}`: decode, validate, forward, republish the reply.
 
         Returns `{"type": reply name, "seq": client SEQ, "packet": reply hex}`.
@@ -236,11 +239,11 @@ class RawController:
         """
         if not self.enabled:
             raise ConduytForbiddenError(
-                f"raw packets are disabled for board '{board.dev}' (allow_raw = false)",
+                f"raw packets are disabled for board '{self.board.dev}' (allow_raw = false)",
                 ErrorName.RAW_DISABLED,
             )
-        expected = parse_type_level(command.parsed.target)
-        packet = decode_one_packet(command.payload)
+        expected = parse_type_level(target)
+        packet = decode_one_packet(payload)
         if expected is not None and expected != packet.type:
             raise ConduytPayloadError(
                 f"topic says TYPE 0x{expected:02x} ({type_name(expected)}) but the packet is "
@@ -323,9 +326,7 @@ class RawController:
             value = decode_value(ds, raw)
         except ValueDecodeError:
             return
-        board.set_value(slug, ds, value)
-        if ds.retain:
-            board.replay[slug] = value
+        board.written(slug, ds, value)
 
 
 __all__ = [

@@ -15,14 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge_harness import make_settings, running_bridge, wait_until
-from mqtt_helpers import Broker, Recorder, publish, publish_properties
-
 from conduyt_bridge.app.daemon import Bridge
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.simulator.profiles import Profile, get_profile
 from conduyt_bridge.simulator.ptyboard import PtyBoard
+
+from .broker import Broker
+from .harness import make_settings, running_bridge, wait_until
+from .mqtt_client import publish, publish_properties
+from .recorder import Recorder
+
+__all__ = ["KEEPALIVE", "Rig", "rig"]
 
 KEEPALIVE = frozenset({PacketType.PING})
 """Keepalive PINGs: never part of what a test expects."""
@@ -104,6 +108,3 @@ async def rig(
         async with Recorder(broker, f"{base}/#") as rec, running_bridge(settings) as bridge:
             await rec.wait_for(f"{p}/status", payload=b"online", timeout=10)
             yield Rig(broker, base, board, pty, bridge, rec, p)
-
-
-__all__ = ["KEEPALIVE", "Rig", "rig"]

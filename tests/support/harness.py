@@ -1,4 +1,13 @@
-"""Run a real Bridge in-process against the test broker (helpers for end-to-end tests)."""
+"""Run a real Bridge against the test broker (helpers for end-to-end tests).
+
+* :func:`make_settings` - bridge settings for a test: its own base topic and client id,
+  fast keepalive and reconnects, HA discovery off unless asked for.
+* :func:`running_bridge` - ``Bridge(settings).run()`` in-process for the ``async with``
+  block, stopped cleanly (or failed loudly) at its end.
+* :func:`wait_until` - poll a condition owned by another task.
+* :func:`pty_board_at` - a seeded simulated board served on a real pty.
+* :func:`spawn_cli` - the ``conduyt-bridge`` CLI in its own process.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +18,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from mqtt_helpers import Broker
-
 from conduyt_bridge.app.config import Settings
 from conduyt_bridge.app.daemon import Bridge
 from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.simulator.profiles import get_profile
 from conduyt_bridge.simulator.ptyboard import PtyBoard
+
+from .broker import Broker
+
+__all__ = ["make_settings", "pty_board_at", "running_bridge", "spawn_cli", "wait_until"]
 
 
 def make_settings(

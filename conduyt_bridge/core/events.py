@@ -1,0 +1,187 @@
+"""The board core's typed events and the bus that carries them to the northbound adapters.
+
+A `Board` (`conduyt_bridge.core.board`) emits one event for each thing that happened to
+its board; adapters (the Conduyt topic layout, Home Assistant discovery, a test adapter…)
+subscribe and turn them into their own protocol. Events carry no topic strings and no
+payload formats: values are decoded Python values with their `DatastreamDescriptor`, and
+the board is named by its id (`dev`; adapters find the `Board` in their host's `boards`).
+
+Delivery (`docs/architecture.md` §3):
+
+- `EventBus.emit(event)` calls every listener in subscription order, synchronously, on
+  the event loop: listeners must not block (publishing to an outbox is fine). This is the
+  hot path (one call per DS_EVENT).
+- `await EventBus.deliver(event)` does the same and also awaits the listeners that return
+  an awaitable, in order: used for the lifecycle events (`BoardOnline`, `BoardOffline`)
+  whose listeners do I/O that must finish before the board's state is announced.
+
+A listener that raises is logged by the caller's supervisor rules: `emit` isolates each
+listener (one adapter's bug never silences another), see `EventBus.emit`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from conduyt_bridge.protocol.hello import DatastreamDescriptor, HelloResp
+from conduyt_bridge.protocol.packet import Packet
+from conduyt_bridge.protocol.values import DatastreamValue
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BoardOnline:
+    """The handshake completed: `hello` is the board's HELLO_RESP; `changed` is True when
+    another board or firmware now sits on the port (what was known of the old one is
+    void)."""
+
+    dev: str
+    hello: HelloResp
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoardOffline:
+    """The link was lost (it is being reopened); `reason` in words."""
+
+    dev: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatastreamUpdated:
+    """A datastream has a new value: pushed by the board (DS_EVENT) or written through
+    the bridge and ACKed. `slug` is its stable name (`conduyt_bridge.core.naming`), `at`
+    the wall-clock time in s since the epoch."""
+
+    dev: str
+    slug: str
+    datastream: DatastreamDescriptor
+    value: DatastreamValue
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PinValue:
+    """A pin's value: 0/1 for digital, raw ADC counts for analog (PIN_EVENT, a read, or an
+    edge found by the bridge's own polling). `edge` is True for a polled edge (never
+    merged with another message)."""
+
+    dev: str
+    pin: int
+    value: int
+    edge: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PacketReceived:
+    """Any event packet from the board (DS_EVENT, PIN_EVENT, MOD_EVENT, STREAM_DATA, LOG,
+    FATAL, or a reply nobody waited for), after the typed events above were emitted:
+    for adapters that mirror raw packets or decode module events."""
+
+    dev: str
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class TextPrinted:
+    """A line of text the sketch printed between frames (`docs/serial-text.md`), already
+    rate-limited by the core."""
+
+    dev: str
+    text: str
+
+
+BoardEvent = (
+    BoardOnline | BoardOffline | DatastreamUpdated | PinValue | PacketReceived | TextPrinted
+)
+"""Every event a board emits."""
+
+Listener = Callable[[BoardEvent], Awaitable[None] | None]
+"""A bus listener: called with every event; may return an awaitable, which `deliver`
+awaits (and `emit` does not)."""
+
+
+class EventBus:
+    """Fan-out of `BoardEvent`s to any number of listeners (one bus per bridge)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def subscribe(
+        self,
+        listener: Listener,
+        *,
+        kinds: tuple[type[BoardEvent], ...] = (),
+        first: bool = False,
+    ) -> Callable[[], None]:
+        """Add `listener` (after the others, or before them with `first`), for every event
+        or only those of the classes in `kinds` (an adapter that needs `BoardOnline` alone
+        costs the DS_EVENT hot path nothing). Returns a function that removes it again."""
+        entry = listener if not kinds else _Filtered(listener, kinds)
+        if first:
+            self._listeners.insert(0, entry)
+        else:
+            self._listeners.append(entry)
+
+        def unsubscribe() -> None:
+            if entry in self._listeners:
+                self._listeners.remove(entry)
+
+        return unsubscribe
+
+    def emit(self, event: BoardEvent) -> None:
+        """Call every listener with `event`, in order. A listener that raises is logged
+        (error level: it is a bug in that adapter) and the others still run; an awaitable
+        a listener returns is closed unawaited (use `deliver` for those)."""
+        for listener in self._listeners:
+            try:
+                result = listener(event)
+            except Exception:
+                log.exception("event listener failed", event_type=type(event).__name__)
+                continue
+            if inspect.iscoroutine(result):
+                result.close()
+
+    async def deliver(self, event: BoardEvent) -> None:
+        """Call every listener with `event`, in order, awaiting those that return an
+        awaitable. Exceptions propagate (the session's supervisor drops the link and
+        logs it, `docs/architecture.md` §7)."""
+        for listener in list(self._listeners):
+            result: Any = listener(event)
+            if inspect.isawaitable(result):
+                await result
+
+
+class _Filtered:
+    """A listener called only for some event classes."""
+
+    __slots__ = ("kinds", "listener")
+
+    def __init__(self, listener: Listener, kinds: tuple[type[BoardEvent], ...]) -> None:
+        self.listener = listener
+        self.kinds = kinds
+
+    def __call__(self, event: BoardEvent) -> Awaitable[None] | None:
+        if isinstance(event, self.kinds):
+            return self.listener(event)
+        return None
+
+
+__all__ = [
+    "BoardEvent",
+    "BoardOffline",
+    "BoardOnline",
+    "DatastreamUpdated",
+    "EventBus",
+    "Listener",
+    "PacketReceived",
+    "PinValue",
+    "TextPrinted",
+]

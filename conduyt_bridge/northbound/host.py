@@ -1,0 +1,105 @@
+"""The narrow host protocol every northbound adapter codes against.
+
+An adapter (`northbound/conduyt/`, `northbound/homeassistant/`, a Homie or Sparkplug one)
+is a callable `install(host)` that the composition root (`conduyt_bridge/app/`) calls once,
+after the boards exist and before anything runs. Through the host it reads the boards
+(`conduyt_bridge.core.board.Board`) and the shared broker link, subscribes to the boards'
+events (`host.bus`), and registers what it needs to run: hooks, message routes,
+background jobs and final messages. It never sets attributes of the host, and the host
+never knows which adapters exist: adding one is its own folder plus one line in the
+composition root (`docs/architecture.md` §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Protocol
+
+import aiomqtt
+
+from conduyt_bridge.core.board import Board
+from conduyt_bridge.core.events import EventBus
+from conduyt_bridge.device.session import DeviceSession
+from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
+
+Hook = Callable[[], Awaitable[None]]
+"""An awaitable hook without arguments."""
+
+MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
+"""Handles one message from the broker."""
+
+Router = Callable[[aiomqtt.Message], Awaitable[bool]]
+"""Offered every message no exact route took; returns True when it handled it."""
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+"""A background job, run (and restarted if it ever ends) under the host's supervisor."""
+
+
+class AdapterHost(Protocol):
+    """What a northbound adapter may use of the bridge."""
+
+    @property
+    def boards(self) -> Mapping[str, Board]:
+        """Every configured board by id, in configuration order."""
+        ...
+
+    @property
+    def sessions(self) -> Mapping[str, DeviceSession]:
+        """Every board's session by id (link state and counters, `SessionStats`)."""
+        ...
+
+    @property
+    def started_at(self) -> float:
+        """When the bridge started, s since the epoch."""
+        ...
+
+    @property
+    def bus(self) -> EventBus:
+        """The boards' events (`conduyt_bridge.core.events`)."""
+        ...
+
+    @property
+    def mqtt(self) -> MqttConnection:
+        """The shared broker link (publish never blocks, `docs/architecture.md` §6)."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """The bridge's health document (`docs/topics.md` §2)."""
+        ...
+
+    def on_start(self, hook: Hook) -> None:
+        """Run `hook` once at start, after the first broker connection (or its timeout)
+        and before the boards' sessions start (e.g. to read retained state back)."""
+        ...
+
+    def on_connect(self, hook: Hook) -> None:
+        """Run `hook` after every broker (re)connect, in registration order."""
+        ...
+
+    def on_shutdown(self, hook: Hook) -> None:
+        """Run `hook` at shutdown, after the boards stopped and while the broker link is
+        still up (bounded to 2 s)."""
+        ...
+
+    def route(self, topic: str, handler: MessageHandler) -> None:
+        """Send every message on exactly `topic` to `handler` (the adapter subscribes)."""
+        ...
+
+    def add_router(self, router: Router) -> None:
+        """Offer every message no exact route took to `router`, in registration order."""
+        ...
+
+    def add_job(self, name: str, job: Job) -> None:
+        """Run `job` in the background for the bridge's lifetime."""
+        ...
+
+    def add_final_messages(self, provider: Callable[[], list[OutMessage]]) -> None:
+        """Messages to publish as the very last ones at a clean shutdown (e.g. `offline`
+        states, since a clean DISCONNECT suppresses the Will)."""
+        ...
+
+
+Adapter = Callable[[AdapterHost], None]
+"""A northbound adapter: installs itself on the host."""
+
+__all__ = ["Adapter", "AdapterHost", "Hook", "Job", "MessageHandler", "Router"]

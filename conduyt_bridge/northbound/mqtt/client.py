@@ -1,0 +1,170 @@
+"""aiomqtt clients for the broker: how they are made, and the one-shot read of retained
+messages on a helper client.
+
+`build_client` applies the `[mqtt]` settings (`docs/architecture.md` §6): credentials,
+TLS, the Will on the bridge state topic and the persistent session (MQTT 5:
+`clean_start=False` with a SessionExpiryInterval; 3.1.1: `clean_session=False`,
+`docs/libraries.md` §1). `MqttSettings` is what it reads of them, so this layer does not
+import the configuration (`conduyt_bridge.app.config.MqttSection` satisfies it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from conduyt_bridge.northbound.mqtt.outbox import OUTBOX_LIMIT
+
+__all__ = ["MqttSettings", "build_client", "publish_properties", "read_retained"]
+
+
+class MqttSettings(Protocol):
+    """The `[mqtt]` settings the connection reads (`conduyt_bridge.app.config.MqttSection`)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def protocol(self) -> str:
+        """`"5"` or `"3.1.1"`."""
+        ...
+
+    @property
+    def keepalive_s(self) -> int: ...
+
+    @property
+    def session_expiry_s(self) -> int: ...
+
+    @property
+    def tls_ca(self) -> Path | None: ...
+
+    @property
+    def tls_cert(self) -> Path | None: ...
+
+    @property
+    def tls_key(self) -> Path | None: ...
+
+    @property
+    def tls_insecure(self) -> bool: ...
+
+    @property
+    def reconnect_max_s(self) -> float: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def tls(self) -> bool: ...
+
+    def resolved_password(self) -> str: ...
+
+
+def build_client(
+    settings: MqttSettings,
+    will_topic: str,
+    queue_type: type[asyncio.Queue[aiomqtt.Message]],
+    *,
+    identifier: str | None,
+    persistent: bool,
+    timeout_s: float,
+    pending_calls_threshold: int,
+) -> aiomqtt.Client:
+    """An aiomqtt client for the broker of `settings`, with its credentials and TLS.
+
+    `persistent`: the bridge's own client (Will `offline` on `will_topic`, persistent
+    session); otherwise a throwaway helper connection without Will or session.
+    `identifier` replaces the configured client id; `queue_type` is the incoming queue
+    (`conduyt_bridge.northbound.mqtt.inbound.inbound_queue_type`); `timeout_s` bounds each
+    call such as a QoS 1 publish.
+    """
+    s = settings
+    v5 = s.protocol == "5"
+    will = aiomqtt.Will(will_topic, b"offline", qos=1, retain=True)
+    kwargs: dict[str, Any] = {}
+    if not persistent:
+        kwargs["protocol"] = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
+    elif v5:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = s.session_expiry_s
+        kwargs.update(protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props)
+    else:
+        kwargs.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
+    if s.tls:
+        kwargs["tls_params"] = aiomqtt.TLSParameters(
+            ca_certs=str(s.tls_ca) if s.tls_ca else None,
+            certfile=str(s.tls_cert) if s.tls_cert else None,
+            keyfile=str(s.tls_key) if s.tls_key else None,
+            cert_reqs=ssl.CERT_NONE if s.tls_insecure else ssl.CERT_REQUIRED,
+        )
+        if s.tls_insecure:
+            kwargs["tls_insecure"] = True
+    password = s.resolved_password()
+    client = aiomqtt.Client(
+        s.host,
+        s.port,
+        identifier=identifier or s.client_id,
+        username=s.username or None,
+        password=password or None,
+        will=will if persistent else None,
+        keepalive=s.keepalive_s,
+        timeout=timeout_s,
+        max_queued_outgoing_messages=OUTBOX_LIMIT,
+        queue_type=queue_type,
+        **kwargs,
+    )
+    client.pending_calls_threshold = pending_calls_threshold
+    return client
+
+
+async def read_retained(
+    client: aiomqtt.Client, filters: list[str], quiet_s: float, limit_s: float
+) -> dict[str, bytes]:
+    """Retained messages under `filters` (topic → payload), read on `client`, a helper
+    connection that is already connected.
+
+    A broker sends retained messages in one burst after the SUBACK; reading stops once
+    nothing arrived for `quiet_s` seconds, or after `limit_s` in all.
+    Raises aiomqtt.MqttError.
+    """
+    found: dict[str, bytes] = {}
+    await client.subscribe([(f, 0) for f in filters])
+    messages = aiter(client.messages)
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(min(quiet_s, left)):
+                message = await anext(messages)
+        except TimeoutError:
+            break
+        payload = message.payload
+        # Some brokers (amqtt 0.12) also send retained messages matching other
+        # sessions' subscriptions: keep only what was asked for.
+        if not any(message.topic.matches(f) for f in filters):
+            continue
+        if message.retain and isinstance(payload, bytes) and payload:
+            found[message.topic.value] = payload
+    return found
+
+
+def publish_properties(correlation_data: bytes | None) -> Properties:
+    """MQTT 5 PUBLISH properties carrying `correlation_data` (for request/response)."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    if correlation_data is not None:
+        props.CorrelationData = correlation_data
+    return props
