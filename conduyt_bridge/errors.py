@@ -12,6 +12,9 @@ from `ConduytError`, and its class says whose fault it is (`docs/architecture.md
 | `ConduytProtocolError` | the board: bytes that do not decode (`protocol/errors.py`) | — |
 | `ConduytInternalError` | a bug in conduyt-bridge | — |
 
+The first six derive from `ConduytCommandError`: the ways a command can end that a caller
+handles.
+
 Host-side refusals carry a stable `name` from `ErrorName`; a NAK carries the board's code
 and its name. How an error is reported on MQTT (the `error` field of `{base}/{dev}/error`)
 is the northbound adapter's business, not the error's.
@@ -94,7 +97,14 @@ class ConduytError(Exception):
         return ErrorName.INTERNAL
 
 
-class ConduytRequestError(ConduytError):
+class ConduytCommandError(ConduytError):
+    """A command did not succeed: refused in the host (`ConduytRequestError`), by the board
+    (`ConduytNAKError`), unanswered (`ConduytTimeoutError`) or cut off
+    (`ConduytDisconnectedError`). What a caller handles; anything else escaping a command
+    (`ConduytProtocolError`, `ConduytInternalError`, another exception) is a bug."""
+
+
+class ConduytRequestError(ConduytCommandError):
     """The caller's request was refused in the host; nothing was sent to the board."""
 
     default_name = ErrorName.CAPABILITY
@@ -129,7 +139,7 @@ class ConduytForbiddenError(ConduytRequestError):
     default_name = ErrorName.FORBIDDEN
 
 
-class ConduytNAKError(ConduytError):
+class ConduytNAKError(ConduytCommandError):
     """The board answered NAK (`docs/protocol.md` §5.1).
 
     `code` is the NAK payload byte (None when the NAK carried none), `error_name` its name
@@ -157,7 +167,7 @@ class ConduytNAKError(ConduytError):
         return self.error_name
 
 
-class ConduytTimeoutError(ConduytError):
+class ConduytTimeoutError(ConduytCommandError):
     """The board did not answer `request` within `timeout_s` seconds (the firmware is
     silent on many errors, `docs/protocol.md` Q2)."""
 
@@ -176,7 +186,7 @@ class ConduytTimeoutError(ConduytError):
         return ErrorName.TIMEOUT
 
 
-class ConduytDisconnectedError(ConduytError):
+class ConduytDisconnectedError(ConduytCommandError):
     """The board's link is down, or went down while the command was pending."""
 
     def __init__(self, message: str = "board is offline") -> None:
@@ -217,6 +227,7 @@ def describe_exception(exc: BaseException) -> str:
 
 __all__ = [
     "ConduytCapabilityError",
+    "ConduytCommandError",
     "ConduytDisconnectedError",
     "ConduytError",
     "ConduytForbiddenError",

@@ -35,7 +35,7 @@ from conduyt_bridge.device.transports import (
 )
 from conduyt_bridge.errors import describe_exception
 from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
-from conduyt_bridge.northbound.host import Adapter, Hook, Job, MessageHandler, Router
+from conduyt_bridge.northbound.host import Adapter, BackgroundJob, Hook, MessageHandler, Router
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
 from conduyt_bridge.version import __version__
 
@@ -120,7 +120,7 @@ class Bridge:
         self._shutdown_hooks: list[Hook] = []
         self._routes: dict[str, MessageHandler] = {}
         self._routers: list[Router] = []
-        self._jobs: list[tuple[str, Job]] = [("pin-polls", self._polls.run)]
+        self._jobs: list[tuple[str, BackgroundJob]] = [("pin-polls", self._polls.run)]
         self._finals: list[Callable[[], list[OutMessage]]] = []
         self._stopped = asyncio.Event()
         for device in settings.devices:
@@ -165,7 +165,7 @@ class Bridge:
         """See `AdapterHost.add_router`."""
         self._routers.append(router)
 
-    def add_job(self, name: str, job: Job) -> None:
+    def add_job(self, name: str, job: BackgroundJob) -> None:
         """See `AdapterHost.add_job`."""
         self._jobs.append((name, job))
 
@@ -251,8 +251,11 @@ class Bridge:
                 await self._first_connect()
                 if not self._stopped.is_set():
                     for hook in self._start_hooks:
-                        await hook()
-                jobs: list[tuple[str, Job]] = []
+                        try:
+                            await hook()
+                        except Exception:  # an adapter's bug must not keep boards down
+                            log.exception("start hook failed", hook=repr(hook))
+                jobs: list[tuple[str, BackgroundJob]] = []
                 for dev, session in self.sessions.items():
                     jobs.append((f"session-{dev}", session.run))
                     jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
@@ -302,5 +305,8 @@ class Bridge:
                     await hook()
         final: list[OutMessage] = []
         for provider in self._finals:
-            final += provider()
+            try:
+                final += provider()
+            except Exception:  # the others' `offline` states must still go out
+                log.exception("final messages failed", provider=repr(provider))
         await self.mqtt.close(final)

@@ -36,6 +36,7 @@ from conduyt_bridge.device.serial_text import LineRateLimiter
 from conduyt_bridge.device.session import DeviceSession, SessionState
 from conduyt_bridge.errors import (
     ConduytCapabilityError,
+    ConduytCommandError,
     ConduytDisconnectedError,
     ConduytError,
     ConduytForbiddenError,
@@ -183,11 +184,12 @@ class Board:
         await self.bus.deliver(BoardOnline(self.dev, hello, changed))
 
     async def on_offline(self, session: DeviceSession, reason: str) -> None:
-        """Stop the bridge's pin polls and deliver `BoardOffline`."""
+        """Deliver `BoardOffline` (each listener isolated: the link is already gone, so a
+        failing adapter must not keep the others from hearing it), then stop the bridge's
+        pin polls."""
         self._online.clear()
+        await self.bus.deliver(BoardOffline(self.dev, reason), isolate=True)
         await self.pins.on_offline()
-        with contextlib.suppress(Exception):
-            await self.bus.deliver(BoardOffline(self.dev, reason))
 
     def on_event(self, session: DeviceSession, packet: Packet) -> None:
         """Decode a board event into typed events, then emit `PacketReceived`."""
@@ -341,7 +343,7 @@ class Board:
                 )
             await self._wait_for_handshake()
             result = await job.run(self)
-        except ConduytError as exc:
+        except ConduytCommandError as exc:
             job.failed(self, exc)
             return
         except Exception as exc:  # a handler bug must not kill the board's worker
@@ -401,7 +403,7 @@ class Board:
             try:
                 raw = self.encode(ds, value)
                 await session.request(PacketType.DS_WRITE, ds_write(ds.index, raw))
-            except ConduytError as exc:
+            except ConduytCommandError as exc:
                 self.log.warning("replay failed", datastream=ds.name, error=describe_exception(exc))
                 continue
             self.values[slug] = value
@@ -416,7 +418,7 @@ class Board:
             try:
                 value = parse(ds)
                 self.encode(ds, value)
-            except ConduytError:
+            except ConduytCommandError:
                 continue
             self.replay[slug] = value
 

@@ -109,10 +109,18 @@ awaits (and `emit` does not)."""
 
 
 class EventBus:
-    """Fan-out of `BoardEvent`s to any number of listeners (one bus per bridge)."""
+    """Fan-out of `BoardEvent`s to any number of listeners (one bus per bridge).
+
+    Listeners run in subscription order; `late` ones run after all the others (an
+    adapter that must speak last, e.g. to announce a state once everyone else reacted to
+    a board coming online). Delivery walks a snapshot, so a listener may subscribe or
+    unsubscribe while an event is being delivered.
+    """
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._early: list[Listener] = []
+        self._late: list[Listener] = []
+        self._all: tuple[Listener, ...] = ()
 
     def subscribe(
         self,
@@ -120,19 +128,24 @@ class EventBus:
         *,
         kinds: tuple[type[BoardEvent], ...] = (),
         first: bool = False,
+        late: bool = False,
     ) -> Callable[[], None]:
-        """Add `listener` (after the others, or before them with `first`), for every event
-        or only those of the classes in `kinds` (an adapter that needs `BoardOnline` alone
-        costs the DS_EVENT hot path nothing). Returns a function that removes it again."""
+        """Add `listener` for every event, or only those of the classes in `kinds` (an
+        adapter that needs `BoardOnline` alone costs the DS_EVENT hot path nothing); it
+        runs after the listeners already there, before them with `first`, or after every
+        non-`late` one with `late`. Returns a function that removes it again."""
         entry = listener if not kinds else _Filtered(listener, kinds)
+        group = self._late if late else self._early
         if first:
-            self._listeners.insert(0, entry)
+            group.insert(0, entry)
         else:
-            self._listeners.append(entry)
+            group.append(entry)
+        self._all = (*self._early, *self._late)
 
         def unsubscribe() -> None:
-            if entry in self._listeners:
-                self._listeners.remove(entry)
+            if entry in group:
+                group.remove(entry)
+                self._all = (*self._early, *self._late)
 
         return unsubscribe
 
@@ -140,7 +153,7 @@ class EventBus:
         """Call every listener with `event`, in order. A listener that raises is logged
         (error level: it is a bug in that adapter) and the others still run; an awaitable
         a listener returns is closed unawaited (use `deliver` for those)."""
-        for listener in self._listeners:
+        for listener in self._all:
             try:
                 result = listener(event)
             except Exception:
@@ -149,14 +162,20 @@ class EventBus:
             if inspect.iscoroutine(result):
                 result.close()
 
-    async def deliver(self, event: BoardEvent) -> None:
+    async def deliver(self, event: BoardEvent, *, isolate: bool = False) -> None:
         """Call every listener with `event`, in order, awaiting those that return an
-        awaitable. Exceptions propagate (the session's supervisor drops the link and
-        logs it, `docs/architecture.md` §7)."""
-        for listener in list(self._listeners):
-            result: Any = listener(event)
-            if inspect.isawaitable(result):
-                await result
+        awaitable. A listener's exception propagates (the session drops the link and logs
+        it, `docs/architecture.md` §7), unless `isolate`: then it is logged and the next
+        listener still runs."""
+        for listener in self._all:
+            try:
+                result: Any = listener(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                if not isolate:
+                    raise
+                log.exception("event listener failed", event_type=type(event).__name__)
 
 
 class _Filtered:

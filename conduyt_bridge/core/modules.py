@@ -31,13 +31,16 @@ RAW_HINT = "raw MOD_CMD packets (type 0x40)"
 """How a caller reaches a module the catalog does not know (adapters name their own
 raw packet route)."""
 
+I2C_HINT = "the raw I2C packets (types 0x20, 0x21, 0x22)"
+"""How a caller reaches a device behind `i2c_pass`, a module without commands."""
+
 
 def resolve_command(
-    board: Board, ref: str, name: str, raw_hint: str = RAW_HINT
+    board: Board, ref: str, name: str, raw_hint: str = RAW_HINT, i2c_hint: str = I2C_HINT
 ) -> tuple[ModuleDescriptor, CommandSpec]:
     """The module `ref` (its name, `conduyt_bridge.core.naming.module_slugs`, or its
     module id) of the board and its catalog command `name`; `raw_hint` names the way to
-    send a command the catalog does not know.
+    send a command the catalog does not know, `i2c_hint` the way to reach an I2C device.
 
     Raises ConduytCapabilityError `MODULE_NOT_LOADED` or `UNKNOWN_MODULE_CMD`.
     """
@@ -60,7 +63,7 @@ def resolve_command(
     command = spec.commands.get(name)
     if command is None:
         known = ", ".join(spec.commands) or "none"
-        hint = "; use the I2C packets on cmd/20, cmd/21, cmd/22" if not spec.commands else ""
+        hint = f"; use {i2c_hint}" if not spec.commands else ""
         raise ConduytCapabilityError(
             f"module '{ref}' ({module.name}) has no command '{name}' (commands: {known}){hint}",
             ErrorName.UNKNOWN_MODULE_CMD,
@@ -111,4 +114,4 @@ def reply_fields(spec: CommandSpec, reply: Packet) -> dict[str, Any]:
         ) from None
 
 
-__all__ = ["RAW_HINT", "reply_fields", "resolve_command", "run_command"]
+__all__ = ["I2C_HINT", "RAW_HINT", "reply_fields", "resolve_command", "run_command"]

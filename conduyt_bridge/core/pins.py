@@ -48,8 +48,8 @@ from conduyt_bridge.device.capabilities import (
 )
 from conduyt_bridge.device.session import DeviceSession
 from conduyt_bridge.errors import (
+    ConduytCommandError,
     ConduytDisconnectedError,
-    ConduytError,
     ConduytNAKError,
     ConduytPayloadError,
     ConduytTimeoutError,
@@ -192,7 +192,7 @@ class PinState:
                 await session.request(PacketType.PIN_MODE, pin_mode(pin, mode))
             except ConduytDisconnectedError:
                 raise
-            except ConduytError as exc:
+            except ConduytCommandError as exc:
                 self.log.warning("pin mode not restored", pin=pin, error=describe_exception(exc))
                 self.modes.pop(pin, None)
         desired = {s.pin: s for s in self.config_subs} | self.overrides
@@ -201,7 +201,7 @@ class PinState:
                 await self.activate(session, hello, sub)
             except ConduytDisconnectedError:
                 raise
-            except ConduytError as exc:
+            except ConduytCommandError as exc:
                 self.log.warning(
                     "pin subscription not applied",
                     pin=sub.pin,
@@ -292,7 +292,7 @@ class PinState:
                 await self.activate(session, hello, sub)
             except ConduytDisconnectedError:
                 raise
-            except ConduytError as exc:
+            except ConduytCommandError as exc:
                 self.log.warning(
                     "pin subscription not re-applied after RESET", error=describe_exception(exc)
                 )
@@ -332,7 +332,7 @@ class PinState:
             try:
                 reply = await session.request(PacketType.PIN_READ, request)
                 value = 1 if parse_pin_value(reply.payload).value else 0
-            except (ConduytError, PayloadDecodeError) as exc:
+            except (ConduytCommandError, PayloadDecodeError) as exc:
                 self.log.debug("pin poll failed", pin=sub.pin, error=describe_exception(exc))
                 await asyncio.sleep(interval)
                 continue

@@ -31,7 +31,7 @@ MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
 Router = Callable[[aiomqtt.Message], Awaitable[bool]]
 """Offered every message no exact route took; returns True when it handled it."""
 
-Job = Callable[[], Coroutine[Any, Any, None]]
+BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
 """A background job, run (and restarted if it ever ends) under the host's supervisor."""
 
 
@@ -89,7 +89,7 @@ class AdapterHost(Protocol):
         """Offer every message no exact route took to `router`, in registration order."""
         ...
 
-    def add_job(self, name: str, job: Job) -> None:
+    def add_job(self, name: str, job: BackgroundJob) -> None:
         """Run `job` in the background for the bridge's lifetime."""
         ...
 
@@ -102,4 +102,4 @@ class AdapterHost(Protocol):
 Adapter = Callable[[AdapterHost], None]
 """A northbound adapter: installs itself on the host."""
 
-__all__ = ["Adapter", "AdapterHost", "Hook", "Job", "MessageHandler", "Router"]
+__all__ = ["Adapter", "AdapterHost", "BackgroundJob", "Hook", "MessageHandler", "Router"]

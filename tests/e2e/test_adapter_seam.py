@@ -97,8 +97,9 @@ async def test_a_third_adapter_plugs_in_beside_the_others(
             await rec.wait_for(f"{base_topic}/th/ds/setpoint_celsius", payload=b"23.5")
             assert bridge.boards["th"].replay == {"setpoint_celsius": 23.5}
             # A refusal says whose fault it is, with the core's own message.
+            mark = rec.mark()
             await publish(mqtt_broker, f"{tiny}/th/temperature_celsius/write", "1")
-            refusal = await rec.wait_for_new(f"{tiny}/th/result", timeout=5)
+            refusal = await rec.wait_for_after(mark, f"{tiny}/th/result", timeout=5)
             assert json.loads(refusal.payload) == {
                 "error": "ConduytCapabilityError",
                 "name": "DATASTREAM_READONLY",

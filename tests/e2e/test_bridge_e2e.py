@@ -259,8 +259,9 @@ async def test_retained_command_is_refused(
                 "restart)",
             }
             # And while running: a retained publish is refused as well (retain-as-published).
+            mark = rec.mark()
             await publish(mqtt_broker, f"{p}/ds/setpoint_celsius/set", b"30", retain=True)
-            second = await rec.wait_for_new(f"{p}/error")
+            second = await rec.wait_for_after(mark, f"{p}/error")
             assert second.json()["name"] == "RETAINED_COMMAND"
             assert second.json()["topic"] == f"{p}/ds/setpoint_celsius/set"
             assert writes(pty_board.board) == []
@@ -291,8 +292,9 @@ async def test_mqtt5_response_topic_and_correlation(
         assert ok.json() == {"ok": True, "value": 19.5, "transaction": "t-42"}
 
         props = publish_properties(response_topic=reply_topic, correlation_data=b"req-2")
+        mark = rec.mark()
         await publish(mqtt_broker, f"{p}/ds/humidity_percent/set", b"50", properties=props)
-        err = await rec.wait_for_new(reply_topic)
+        err = await rec.wait_for_after(mark, reply_topic)
         assert err.correlation_data == b"req-2"
         assert err.json() == {
             "ok": False,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support.harness import wait_until
 
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.core.events import (
@@ -122,9 +123,7 @@ async def running_board(config: Config | None = None) -> AsyncIterator[tuple[Boa
     board.session = session
     runs = [asyncio.create_task(session.run()), asyncio.create_task(board.run_commands())]
     try:
-        async with asyncio.timeout(5):
-            while not board.online:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: board.online, 5)
         yield board, events
     finally:
         for task in runs:
@@ -134,9 +133,7 @@ async def running_board(config: Config | None = None) -> AsyncIterator[tuple[Boa
 
 async def test_board_emits_online_then_typed_datastream_events() -> None:
     async with running_board() as (board, events):
-        async with asyncio.timeout(3):
-            while not any(isinstance(e, DatastreamUpdated) for e in events):
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: any(isinstance(e, DatastreamUpdated) for e in events), 3)
         # DS_EVENTs before the HELLO_RESP are offered raw only (no datastream to name).
         came_online = next(i for i, e in enumerate(events) if isinstance(e, BoardOnline))
         assert events[came_online].dev == "th"

@@ -98,6 +98,10 @@ class ConduytAdapter:
         """Register on the host: events, routes, hooks, the health job, final messages."""
         host = self.host
         host.bus.subscribe(self.on_event)
+        # The board's own retained topics (status `online`, hello, meta, states) go out
+        # after every other adapter reacted to it coming online (Home Assistant publishes
+        # its discovery configs first, so HA knows the entities before their state).
+        host.bus.subscribe(self.announce, kinds=(BoardOnline,), late=True)
         host.on_start(self.seed_replay)
         host.on_connect(self.on_connect)
         host.add_router(self.route_command)
@@ -123,11 +127,19 @@ class ConduytAdapter:
         elif isinstance(event, TextPrinted):
             face.text(event.text)
         elif isinstance(event, BoardOnline):
-            face.online(event.hello, event.changed)
+            if event.changed:
+                face.changed()
             self.publish_inventory()
         elif isinstance(event, BoardOffline):
             face.offline()
             self.publish_inventory()
+
+    def announce(self, event: BoardEvent) -> None:
+        """`BoardOnline`, after every other listener: republish the board's retained
+        topics (`docs/topics.md` §2)."""
+        ctx = self.boards.get(event.dev)
+        if ctx is not None:
+            ctx.face.publish_state()
 
     # ---- broker side ------------------------------------------------------------------------
 

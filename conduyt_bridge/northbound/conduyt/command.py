@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conduyt_bridge.core.board import Board
-from conduyt_bridge.errors import ConduytError, ConduytForbiddenError, ErrorName
+from conduyt_bridge.errors import (
+    ConduytCommandError,
+    ConduytError,
+    ConduytForbiddenError,
+    ErrorName,
+)
 from conduyt_bridge.northbound.conduyt.face import BoardFace
 from conduyt_bridge.northbound.conduyt.payloads import parse_command_payload
 from conduyt_bridge.northbound.conduyt.topics import CommandKind, CommandTopic
@@ -63,7 +68,7 @@ class Command:
             if not self.refused_unread:
                 try:
                     self._transaction = parse_command_payload(self.payload).transaction
-                except ConduytError:
+                except ConduytCommandError:
                     self._transaction = None
         return self._transaction
 

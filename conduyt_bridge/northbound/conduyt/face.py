@@ -26,7 +26,7 @@ from conduyt_bridge.northbound.conduyt.payloads import (
 )
 from conduyt_bridge.northbound.conduyt.topics import DeviceTopics
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, publish_properties
-from conduyt_bridge.protocol.hello import DatastreamDescriptor, HelloResp
+from conduyt_bridge.protocol.hello import DatastreamDescriptor
 from conduyt_bridge.protocol.values import DatastreamValue
 
 log = structlog.stdlib.get_logger(__name__)
@@ -60,17 +60,14 @@ class BoardFace:
 
     # ---- events -----------------------------------------------------------------------------
 
-    def online(self, hello: HelloResp, changed: bool) -> None:
-        """The board completed a handshake: clear what a changed board no longer has, then
-        republish everything retained."""
-        if changed:
-            self.retained_payloads.clear()
-            keep = {self.topics.ds(slug) for slug in self.board.ds_by_slug}
-            for topic in self.published_ds_topics - keep:
-                # Clear retained state of datastreams that no longer exist.
-                self.mqtt.publish(topic, b"", qos=1, retain=True)
-                self.published_ds_topics.discard(topic)
-        self.publish_state()
+    def changed(self) -> None:
+        """Another board or firmware is on the port: clear the retained states of
+        datastreams it does not have, and forget the old values' payloads."""
+        self.retained_payloads.clear()
+        keep = {self.topics.ds(slug) for slug in self.board.ds_by_slug}
+        for topic in self.published_ds_topics - keep:
+            self.mqtt.publish(topic, b"", qos=1, retain=True)
+            self.published_ds_topics.discard(topic)
 
     def offline(self) -> None:
         """Publish `offline` on the board's status topic at once."""

@@ -22,6 +22,7 @@ from conduyt_bridge.errors import (
     ConduytDisconnectedError,
     ConduytError,
     ConduytForbiddenError,
+    ConduytInternalError,
     ConduytNAKError,
     ConduytPayloadError,
     ConduytTimeoutError,
@@ -215,18 +216,19 @@ ERROR_KINDS: tuple[tuple[type[ConduytError], str], ...] = (
     (ConduytNAKError, "nak"),
     (ConduytTimeoutError, "timeout"),
     (ConduytDisconnectedError, "disconnected"),
+    # A bug in the bridge: `payload` with the name `INTERNAL`, as reports always said.
+    (ConduytInternalError, "payload"),
 )
-"""The report's `error` field for each error class (`docs/topics.md` §6); anything else
-is `internal` (a bug in the bridge)."""
+"""The report's `error` field for each error class (`docs/topics.md` §6)."""
 
 
 def error_kind(error: ConduytError) -> str:
     """The `error` field of the report of `error`: `capability`, `payload`, `forbidden`,
-    `nak`, `timeout`, `disconnected` or `internal`."""
+    `nak`, `timeout` or `disconnected`."""
     for cls, kind in ERROR_KINDS:
         if isinstance(error, cls):
             return kind
-    return "internal"
+    return "payload"
 
 
 def error_report(topic: str, error: ConduytError, transaction: Any = None) -> dict[str, Any]:

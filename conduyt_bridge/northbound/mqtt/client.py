@@ -76,7 +76,7 @@ class MqttSettings(Protocol):
 
 def build_client(
     settings: MqttSettings,
-    will_topic: str,
+    will: aiomqtt.Will,
     queue_type: type[asyncio.Queue[aiomqtt.Message]],
     *,
     identifier: str | None,
@@ -86,15 +86,14 @@ def build_client(
 ) -> aiomqtt.Client:
     """An aiomqtt client for the broker of `settings`, with its credentials and TLS.
 
-    `persistent`: the bridge's own client (Will `offline` on `will_topic`, persistent
-    session); otherwise a throwaway helper connection without Will or session.
+    `persistent`: a long-lived client with `will` and a persistent session; otherwise a
+    throwaway helper connection without Will or session.
     `identifier` replaces the configured client id; `queue_type` is the incoming queue
     (`conduyt_bridge.northbound.mqtt.inbound.inbound_queue_type`); `timeout_s` bounds each
     call such as a QoS 1 publish.
     """
     s = settings
     v5 = s.protocol == "5"
-    will = aiomqtt.Will(will_topic, b"offline", qos=1, retain=True)
     kwargs: dict[str, Any] = {}
     if not persistent:
         kwargs["protocol"] = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311

@@ -106,11 +106,23 @@ class MqttConnection:
         on_message: MessageHandler,
         on_connect: ConnectHandler,
         *,
+        will: Callable[[], OutMessage] | None = None,
+        birth: bytes | None = b"online",
+        client_id: str | None = None,
         inbound_messages: int = INBOUND_MESSAGE_LIMIT,
         inbound_bytes: int = INBOUND_BYTES_LIMIT,
     ) -> None:
         self.settings = settings
         self.will_topic = will_topic
+        self._will = will
+        """Builds the Will for each (re)connect (a Sparkplug NDEATH carries a new bdSeq
+        every time); default: `offline` retained on `will_topic`."""
+        self._birth = birth
+        """Published retained on `will_topic` first thing after each connect (None: the
+        owner announces itself in `on_connect`)."""
+        self.client_id = client_id or settings.client_id
+        """This connection's MQTT client id (an adapter with a session of its own, like
+        Homie or Sparkplug, takes the bridge's id with a suffix)."""
         self.inbound = InboundStats()
         """Incoming messages queued and dropped (`conduyt_bridge.northbound.mqtt.inbound`), for
         health and metrics."""
@@ -286,6 +298,10 @@ class MqttConnection:
         """Connect, serve and reconnect with capped exponential backoff until cancelled."""
         backoff = 0.5
         while not self._stopping:
+            if self._will is not None:
+                # A Will that changes per session (Sparkplug's bdSeq) needs a new CONNECT
+                # packet, so a new client, for every attempt.
+                self.client = self.make_client()
             try:
                 async with self.client as client:
                     self._client = client
@@ -347,7 +363,8 @@ class MqttConnection:
         set_nodelay(client)
         self._nodelay = True
         quiet_paho_logging(client)  # paho's per-packet debug records cost on the hot path
-        await client.publish(self.will_topic, b"online", qos=1, retain=True)
+        if self._birth is not None:
+            await client.publish(self.will_topic, self._birth, qos=1, retain=True)
         if self._subscriptions.filters:
             await self._subscriptions.apply(client, list(self._subscriptions.filters), v5=self.v5)
         self._connected.set()
@@ -409,11 +426,16 @@ class MqttConnection:
             # seconds; a bound would silently cut a large sweep or replay short.
             else inbound_queue_type(InboundStats(), 0, None)
         )
+        will = (
+            self._will()
+            if self._will is not None
+            else OutMessage(self.will_topic, b"offline", 1, True)
+        )
         return build_client(
             self.settings,
-            self.will_topic,
+            aiomqtt.Will(will.topic, will.payload, qos=will.qos, retain=will.retain),
             queue_type,
-            identifier=identifier,
+            identifier=identifier or self.client_id,
             persistent=persistent,
             timeout_s=PUBLISH_TIMEOUT_S,
             pending_calls_threshold=PUBLISH_WINDOW * 4,

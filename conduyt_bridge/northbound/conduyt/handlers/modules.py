@@ -33,8 +33,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from conduyt_bridge.core.modules import resolve_command, run_command
 from conduyt_bridge.northbound.conduyt.payloads import dumps, parse_command_payload
 from conduyt_bridge.protocol.modules import (
@@ -45,7 +43,6 @@ from conduyt_bridge.protocol.modules import (
 if TYPE_CHECKING:
     from conduyt_bridge.northbound.conduyt.command import Command, ConduytBoard
 
-log = structlog.stdlib.get_logger(__name__)
 
 def parse_module_args(spec: CommandSpec, payload: bytes) -> ArgsInput:
     """The arguments of a module command topic payload (see the module docstring).
@@ -81,7 +78,10 @@ async def handle_module(ctx: ConduytBoard, command: Command) -> dict[str, Any]:
     """
     board, face = ctx.board, ctx.face
     hint = f"raw MOD_CMD packets on {face.topics.cmd(0x40)}"
-    module, spec = resolve_command(board, command.parsed.target, command.parsed.command, hint)
+    i2c = "the I2C packets on cmd/20, cmd/21, cmd/22"
+    module, spec = resolve_command(
+        board, command.parsed.target, command.parsed.command, hint, i2c
+    )
     args = parse_module_args(spec, command.payload)
     fields = await run_command(board, module, spec, args)
     doc: dict[str, Any] = {"ok": True, **fields}

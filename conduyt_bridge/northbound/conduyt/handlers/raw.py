@@ -51,8 +51,6 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from conduyt_bridge.core.pins import Subscription
 from conduyt_bridge.device.capabilities import check_command
 from conduyt_bridge.errors import (
@@ -90,7 +88,6 @@ if TYPE_CHECKING:
     from conduyt_bridge.device.session import DeviceSession
     from conduyt_bridge.northbound.conduyt.face import BoardFace
 
-log = structlog.stdlib.get_logger(__name__)
 
 _TYPE_LEVEL = re.compile(r"[0-9A-Fa-f]{1,2}")
 
