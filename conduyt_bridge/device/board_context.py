@@ -63,11 +63,18 @@ class BoardContext:
         return self.session.max_command_payload if self.session is not None else 0xFFFF
 
     async def request(self, type_: int, payload: bytes = b"") -> Packet:
-        """Send a command and return its reply (`DeviceSession.request`).
+        """Send a command and return its reply (`DeviceSession.request`), only while the
+        board is online: during a reconnect's handshake the replay goes first and the
+        commands are checked against the new HELLO_RESP (the handshake hooks call
+        `DeviceSession.request` themselves).
 
-        Raises ConduytDisconnectedError, ConduytTimeoutError, ConduytNAKError,
-        ConduytCapabilityError (payload over the board's limit).
+        Raises ConduytDisconnectedError (not connected, or reconnecting),
+        ConduytTimeoutError, ConduytNAKError, ConduytCapabilityError (payload over the
+        board's limit).
         """
-        if self.session is None:
+        session = self.session
+        if session is None:
             raise ConduytDisconnectedError(f"{self.name} is not connected: call connect() first")
-        return await self.session.request(type_, payload)
+        if not session.online:
+            raise ConduytDisconnectedError(f"{self.name} is offline (reconnecting or lost)")
+        return await session.request(type_, payload)

@@ -13,16 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from conduyt_bridge.device.board_context import BoardContext
+from conduyt_bridge.device.callbacks import CallbackRunner
 from conduyt_bridge.device.capabilities import check_command
+from conduyt_bridge.device.connection_parts import (
+    Detached,
+    connect_error,
+    fail_first,
+    not_a_transport,
+    replay_settings,
+    u32_field,
+)
 from conduyt_bridge.device.datastream import Datastream
 from conduyt_bridge.device.event_stream import DEFAULT_EVENT_BUFFER, EventHub, EventStream
-from conduyt_bridge.device.events import DatastreamEvent, event_from_packet, event_from_text
+from conduyt_bridge.device.events import (
+    DatastreamEvent,
+    LogEvent,
+    LogSource,
+    event_from_packet,
+    event_from_text,
+)
 from conduyt_bridge.device.library_log import library_logger
 from conduyt_bridge.device.link_loss import LinkLoss
 from conduyt_bridge.device.pin import Pin, PinRef
@@ -32,8 +46,7 @@ from conduyt_bridge.device.session_config import SessionOptions
 from conduyt_bridge.device.session_stats import SessionStats
 from conduyt_bridge.device.transports import Transport, transport_for_url
 from conduyt_bridge.errors import ConduytDisconnectedError, ConduytError
-from conduyt_bridge.protocol.commands import pin_mode, pin_subscribe
-from conduyt_bridge.protocol.constants import PacketType, SubscribeMode
+from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.framing import TextLine
 from conduyt_bridge.protocol.hello import HelloResp
 from conduyt_bridge.protocol.packet import Packet
@@ -47,8 +60,6 @@ ConnectCallback = Callable[[ConnectReason], object]
 DisconnectCallback = Callable[[DisconnectReason], object]
 """`on_disconnected(reason)`; may be a coroutine function."""
 
-_Reason = TypeVar("_Reason", ConnectReason, DisconnectReason)
-
 
 class ConduytDevice:
     """One board, driven with `await` (`docs/library.md` §1).
@@ -60,15 +71,18 @@ class ConduytDevice:
     handshake (six are tried, `docs/protocol.md` §3.5). After `keepalive_s` seconds
     without traffic a PING is sent (`keepalive_s` 0: never), and `keepalive_misses`
     unanswered in a row end the link. With `auto_reconnect`, a lost link is reopened with
-    a backoff from `reconnect_min_s` doubling to `reconnect_max_s` seconds, forever, and
-    the pin modes and subscriptions set through the device are set again.
+    a backoff from `reconnect_min_s` doubling to `reconnect_max_s` seconds, until
+    `auto_reconnect` is set to False, and the pin modes and subscriptions set through the
+    device are set again.
 
     `on_connected(reason)` and `on_disconnected(reason)` are called on the event loop
     with a `ConnectReason` / `DisconnectReason` (`docs/library.md` §5); a coroutine
-    function is scheduled as a task; exceptions are logged, never raised.
+    function is run as a task, which `disconnect()` waits for (at most 5 s); exceptions
+    are logged, never raised.
 
-    Raises ValueError for out-of-range settings or an unsupported URL scheme, KeyError
-    for an unknown `sim://` profile.
+    Raises ValueError for out-of-range settings (`timeout_ms` <= 0, ...) or an
+    unsupported URL scheme, KeyError for an unknown `sim://` profile, TypeError for an
+    object that is not a conduyt-bridge transport (a conduyt-py transport, say).
     """
 
     def __init__(
@@ -89,6 +103,11 @@ class ConduytDevice:
     ) -> None:
         if isinstance(transport, str):
             transport = transport_for_url(transport, baudrate=baudrate)
+        elif not callable(getattr(transport, "open", None)):
+            raise TypeError(not_a_transport(transport))
+        for label, value in (("timeout_ms", timeout_ms), ("hello_timeout_ms", hello_timeout_ms)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{label} must be an integer > 0 (ms), got {value!r}")
         self._transport = transport
         self._options = SessionOptions(
             device_id=name or transport.description,
@@ -100,16 +119,19 @@ class ConduytDevice:
             reconnect_max_s=reconnect_max_s,
         )
         self.auto_reconnect = auto_reconnect
-        """Reopen a lost link by itself (may be changed at any time)."""
+        """Reopen a lost link by itself (may be changed at any time; read each time a
+        link ends)."""
         self.on_connected: ConnectCallback | None = on_connected
         self.on_disconnected: DisconnectCallback | None = on_disconnected
         self._context = BoardContext(self._options.device_id)
         self._hub = EventHub()
+        self._lock = asyncio.Lock()
+        """Held by `connect()` until its first result and by `disconnect()`'s teardown:
+        a connection is opened only once the previous one is closed."""
         self._runner: asyncio.Task[None] | None = None
         self._first: asyncio.Future[HelloResp] | None = None
         self._online = asyncio.Event()
-        self._ever_online = False
-        self._callbacks: set[asyncio.Task[object]] = set()
+        self._callbacks = CallbackRunner(self._options.device_id, LOGGER)
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -134,7 +156,8 @@ class ConduytDevice:
 
     @property
     def connected(self) -> bool:
-        """True between a completed handshake and the loss of the link or `disconnect()`."""
+        """True between a completed handshake and the loss of the link or the start of
+        `disconnect()`."""
         session = self._context.session
         return session is not None and session.online
 
@@ -166,50 +189,36 @@ class ConduytDevice:
         left running (Q6, Q16). Returns the HELLO_RESP; calls `on_connected(REQUEST)`.
 
         Already connected: returns the current HELLO_RESP. While an automatic reconnect
-        is under way: waits for it.
+        is under way: waits for it, at most the handshake budget plus `reconnect_max_s`.
+        While `disconnect()` runs: waits for it, then connects. Cancelled: tears down as
+        `disconnect()` does (`docs/library.md` §1).
 
         Raises ConduytDisconnectedError when the port cannot be opened (the OS error is
-        its `__cause__`) or the board completes no handshake.
+        its `__cause__`), the board completes no handshake, an automatic reconnect did
+        not succeed in time, or `disconnect()` was called meanwhile.
         """
-        if self._runner is not None and not self._runner.done():
-            if self._first is not None and not self._first.done():
-                return await asyncio.shield(self._first)
-            await self._online.wait()
-            return self._context.require_hello()
-        self._context.forget()
-        self._ever_online = False
-        session = DeviceSession(
-            self._options, self._transport, _Observer(self), [self._on_handshake]
-        )
-        session.log = library_logger(LOGGER).bind(device=self.name)
-        self._context.session = session
-        loop = asyncio.get_running_loop()
-        first: asyncio.Future[HelloResp] = loop.create_future()
-        self._first = first
-        self._runner = loop.create_task(self._supervise(session), name=f"conduyt-{self.name}")
-        try:
-            return await asyncio.shield(first)
-        except asyncio.CancelledError:
-            await self._stop()
-            raise
-        except ConduytError:
-            self._context.session = None
-            raise
+        while True:
+            async with self._lock:
+                runner = self._runner
+                if runner is None or runner.done():
+                    return await self._open()
+                if self.connected:
+                    return self._context.require_hello()
+            await self._wait_for_reconnect(runner)
 
     async def disconnect(self) -> None:
-        """Close the link and stop reconnecting; `capabilities` becomes None and event
-        iterators end. Calls `on_disconnected(REQUEST)` if the board was connected. Never
-        raises for a link that is already gone."""
-        was_connected = self.connected
-        await self._stop()
-        self._context.session = None
-        self._context.hello = None
-        self._hub.finish_all()
-        if was_connected:
-            self._fire(self.on_disconnected, DisconnectReason.REQUEST)
+        """Close the link and stop reconnecting; `connected` is False and `capabilities`
+        None from the call on, event iterators end. Calls `on_disconnected(REQUEST)` once
+        if the board was connected, then waits (at most 5 s) for the coroutine callbacks
+        still running. Never raises for a link that is already gone."""
+        detached = self._detach()  # before any await: a concurrent call sees it done
+        async with self._lock:
+            await self._teardown(detached)
+        await self._callbacks.drain()
 
     async def close(self) -> None:
-        """Same as `disconnect()`."""
+        """Same as `disconnect()`: the device can `connect()` again (unlike
+        `ConduytDeviceSync.close()`, which is final)."""
         await self.disconnect()
 
     async def __aenter__(self) -> ConduytDevice:
@@ -266,17 +275,18 @@ class ConduytDevice:
         (`docs/protocol.md` §4.2, Q15).
 
         Raises ConduytCapabilityError (a firmware built without OTA), ConduytPayloadError
-        `BAD_LENGTH` (sha256 not 32 bytes), before anything is sent; ValueError for a size
-        outside 0..2^32-1; then ConduytNAKError, ConduytTimeoutError,
-        ConduytDisconnectedError.
+        `BAD_LENGTH` (sha256 not 32 bytes) or `OUT_OF_RANGE` (a size outside
+        0..2^32-1 bytes), before anything is sent; then ConduytNAKError,
+        ConduytTimeoutError, ConduytDisconnectedError.
         """
-        await self._ota(PacketType.OTA_BEGIN, total_bytes.to_bytes(4, "little") + sha256)
+        await self._ota(PacketType.OTA_BEGIN, u32_field("OTA size", total_bytes) + sha256)
 
     async def ota_chunk(self, offset: int, data: bytes) -> None:
         """Send image bytes `data` at byte `offset` (chunks in order; keep data <=
-        max_payload - 8 on serial links, Q15). Raises as `ota_begin`, and
-        ConduytCapabilityError `PAYLOAD_TOO_LARGE` for a chunk over the board's limit."""
-        await self._ota(PacketType.OTA_CHUNK, offset.to_bytes(4, "little") + data)
+        max_payload - 8 on serial links, Q15). Raises as `ota_begin` (`OUT_OF_RANGE`
+        for an offset outside 0..2^32-1), and ConduytCapabilityError `PAYLOAD_TOO_LARGE`
+        for a chunk over the board's limit."""
+        await self._ota(PacketType.OTA_CHUNK, u32_field("OTA offset", offset) + data)
 
     async def ota_finalize(self) -> None:
         """Finish the update; the board then reboots into the new image. Raises as
@@ -291,62 +301,116 @@ class ConduytDevice:
 
     # ---- internals -----------------------------------------------------------------------
 
-    async def _supervise(self, session: DeviceSession) -> None:
-        """The first attempt reports to `connect()`; after a success, reconnect forever
-        if `auto_reconnect`, else end (event iterators end with it)."""
+    async def _open(self) -> HelloResp:
+        """Start a connection and wait for its first handshake (called holding `_lock`)."""
+        self._context.forget()
+        loop = asyncio.get_running_loop()
+        first: asyncio.Future[HelloResp] = loop.create_future()
+        observer = _Observer(self, first)
+        session = DeviceSession(self._options, self._transport, observer, [self._on_handshake])
+        session.log = library_logger(LOGGER).bind(device=self.name)
+        observer.session = session
+        self._context.session = session
+        self._first = first
+        runner = loop.create_task(self._supervise(observer), name=f"conduyt-{self.name}")
+        self._runner = runner
         try:
-            await session.run(reconnect=False)
-            if not self._ever_online:
-                self._fail_first(_connect_error(session.last_loss, self.name))
-                return
-            if self.auto_reconnect:
-                await session.run()
-            self._hub.finish_all()
+            return await asyncio.shield(first)
+        except asyncio.CancelledError:
+            if self._runner is runner:  # else `disconnect()` took it over
+                await self._teardown(self._detach())
+            raise
+        except ConduytError:
+            if self._runner is runner:
+                await asyncio.wait([runner])  # the port is closed before the lock is free
+                self._runner = None
+                self._context.session = None
+            raise
+
+    async def _wait_for_reconnect(self, runner: asyncio.Task[None]) -> None:
+        """Wait until the board is online again or `runner` ended (auto-reconnect
+        switched off, link lost for good), at most the handshake budget plus the longest
+        backoff. Raises ConduytDisconnectedError after that."""
+        session = self._context.session
+        budget = self._options.reconnect_max_s
+        if session is not None:
+            budget += session.handshake_budget_s
+        online = asyncio.ensure_future(self._online.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {online, runner}, timeout=budget, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
-            # Whatever ended this task (a bug included), `connect()` must not wait forever.
-            self._fail_first(ConduytDisconnectedError(f"{self.name}: disconnected"))
+            online.cancel()
+        if not done:
+            loss = session.last_loss if session is not None else None
+            why = f": {loss.reason}" if loss is not None else ""
+            raise ConduytDisconnectedError(f"{self.name}: not reconnected within {budget:g} s{why}")
+        if online in done and not self.connected:
+            await asyncio.sleep(0)  # lost again at once: let the session catch up
 
-    async def _stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None and not runner.done():
-            runner.cancel()
-            await asyncio.wait([runner])
-        self._online.clear()
-        self._fail_first(ConduytDisconnectedError(f"{self.name}: disconnected"))
-
-    def _fail_first(self, error: ConduytError) -> None:
+    def _detach(self) -> Detached:
+        """Take the current connection away from the device, without awaiting anything:
+        `connected` is False, a pending `connect()` fails, the runner is cancelled."""
+        detached = Detached(self.connected, self._runner)
         first = self._first
-        if first is not None and not first.done():
-            first.set_exception(error)
-            first.exception()  # retrieved: `connect()` may no longer be waiting for it
+        self._context.session = None
+        self._context.hello = None
+        self._runner = None
+        self._first = None
+        self._online.clear()
+        if detached.runner is not None:
+            detached.runner.cancel()
+        fail_first(first, ConduytDisconnectedError(f"{self.name}: disconnected"))
+        return detached
+
+    async def _teardown(self, detached: Detached) -> None:
+        """Finish what `_detach` started (called holding `_lock`)."""
+        if detached.runner is not None:
+            await asyncio.wait([detached.runner])
+        self._hub.finish_all()
+        if detached.was_connected:
+            self._callbacks.fire(self.on_disconnected, DisconnectReason.REQUEST)
+
+    async def _supervise(self, observer: _Observer) -> None:
+        """Run the session: the first attempt reports to `connect()`; after a success,
+        reconnect while `auto_reconnect` is True (read each time a link ends), else end
+        (event iterators end with it)."""
+        session = observer.session
+        assert session is not None
+        try:
+            await session.run(reconnect=lambda: observer.ever_online and self.auto_reconnect)
+            if not observer.ever_online:
+                fail_first(observer.first, connect_error(session.last_loss, self.name))
+            elif observer.current:
+                self._hub.finish_all()
+        finally:
+            if observer.current:
+                self._online.clear()
+            # Whatever ended this task (a bug included), `connect()` must not wait forever.
+            fail_first(observer.first, ConduytDisconnectedError(f"{self.name}: disconnected"))
 
     async def _on_handshake(self, session: DeviceSession) -> None:
-        """Handshake hook, after RESET: set again what was set through the library (the
-        board forgets it on a reboot; RESET stops subscriptions, Q6)."""
-        context = self._context
-        context.slots_used = 0
-        if session.board_changed:
-            context.forget()
-            return
-        for pin, mode in list(context.pin_modes.items()):
-            await session.request(PacketType.PIN_MODE, pin_mode(pin, mode))
-        for pin, sub in list(context.subscriptions.items()):
-            payload = pin_subscribe(pin, SubscribeMode.ANALOG_POLL, sub.interval_ms, sub.threshold)
-            await session.request(PacketType.PIN_SUBSCRIBE, payload)
-            context.slots_used += 1
+        """Handshake hook, after RESET: set again what was set through the library
+        (`replay_settings`); an item that fails is logged and reported as a `LogEvent`."""
+        await replay_settings(self._context, session, self._report)
 
-    def _went_online(self, hello: HelloResp) -> None:
-        reason = ConnectReason.AUTO_RECONNECT if self._ever_online else ConnectReason.REQUEST
-        self._ever_online = True
+    def _report(self, text: str) -> None:
+        library_logger(LOGGER).warning(text, device=self.name)
+        self._hub.publish(LogEvent(text, LogSource.LIBRARY))
+
+    def _went_online(self, observer: _Observer, hello: HelloResp) -> None:
+        reason = ConnectReason.AUTO_RECONNECT if observer.ever_online else ConnectReason.REQUEST
+        observer.ever_online = True
         self._context.hello = hello
         self._online.set()
-        if self._first is not None and not self._first.done():
-            self._first.set_result(hello)
-        self._fire(self.on_connected, reason)
+        if not observer.first.done():
+            observer.first.set_result(hello)
+        self._callbacks.fire(self.on_connected, reason)
 
     def _went_offline(self, loss: LinkLoss | None) -> None:
         self._online.clear()
-        self._fire(self.on_disconnected, disconnect_reason(loss))
+        self._callbacks.fire(self.on_disconnected, disconnect_reason(loss))
 
     def _on_packet(self, packet: Packet) -> None:
         event = event_from_packet(self._context.hello, packet)
@@ -359,54 +423,38 @@ class ConduytDevice:
     def _on_text(self, line: TextLine) -> None:
         self._hub.publish(event_from_text(line))
 
-    def _fire(self, callback: Callable[[_Reason], object] | None, reason: _Reason) -> None:
-        if callback is None:
-            return
-        try:
-            result = callback(reason)
-            if inspect.isawaitable(result):
-                task: asyncio.Task[object] = asyncio.ensure_future(result)
-                self._callbacks.add(task)
-                task.add_done_callback(self._callback_done)
-        except Exception:
-            library_logger(LOGGER).exception(
-                "connection callback failed", device=self.name, reason=str(reason)
-            )
-
-    def _callback_done(self, task: asyncio.Task[object]) -> None:
-        self._callbacks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            library_logger(LOGGER).error(
-                "connection callback failed", device=self.name, exc_info=task.exception()
-            )
-
 
 class _Observer:
-    """The session's observer for a `ConduytDevice` (`SessionObserver`)."""
+    """The session's observer for one connection of a `ConduytDevice`
+    (`SessionObserver`); a connection the device let go of reports nothing more."""
 
-    def __init__(self, device: ConduytDevice) -> None:
+    def __init__(self, device: ConduytDevice, first: asyncio.Future[HelloResp]) -> None:
         self._device = device
+        self.first = first
+        """The result of the `connect()` that started this connection."""
+        self.session: DeviceSession | None = None
+        self.ever_online = False
+
+    @property
+    def current(self) -> bool:
+        """True while this is the device's connection."""
+        return self.session is not None and self._device._context.session is self.session
 
     async def on_online(self, session: DeviceSession, hello: HelloResp, changed: bool) -> None:
-        self._device._went_online(hello)
+        if self.current:
+            self._device._went_online(self, hello)
 
     async def on_offline(self, session: DeviceSession, reason: str) -> None:
-        self._device._went_offline(session.last_loss)
+        if self.current:
+            self._device._went_offline(session.last_loss)
 
     def on_event(self, session: DeviceSession, packet: Packet) -> None:
-        self._device._on_packet(packet)
+        if self.current:
+            self._device._on_packet(packet)
 
     def on_text(self, session: DeviceSession, line: TextLine) -> None:
-        self._device._on_text(line)
-
-
-def _connect_error(loss: LinkLoss | None, name: str) -> ConduytError:
-    """The error `connect()` raises for a first attempt that failed."""
-    if loss is None:
-        return ConduytDisconnectedError(f"{name}: could not connect")
-    error = ConduytDisconnectedError(loss.reason)
-    error.__cause__ = loss.error
-    return error
+        if self.current:
+            self._device._on_text(line)
 
 
 @contextlib.asynccontextmanager

@@ -6,14 +6,21 @@ Jupyter cell, where an event loop is already running in the main thread: the dev
 touches that loop. Callbacks (`on_connected`, `on_disconnected`) run on the device's
 thread, where the blocking methods must not be called (that would wait for itself: it
 raises RuntimeError instead).
+
+`close()` is final: it disconnects and stops the thread, and the device cannot connect
+again (`ConduytDevice.close()`, by contrast, is `disconnect()`). A device the program
+drops without closing it (a re-run Jupyter cell) is disconnected and its thread stopped
+when it is garbage-collected, and at interpreter exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -66,11 +73,17 @@ class LoopThread:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the loop and return its result (or raise its exception).
+    @property
+    def on_own_thread(self) -> bool:
+        """True when called on the loop's thread (from a callback)."""
+        return threading.current_thread() is self._thread
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """Run `coro` on the loop and return its result (or raise its exception), waiting
+        at most `timeout_s` seconds (None: no limit).
 
         Raises ConduytDisconnectedError after `stop()`, RuntimeError when called on the
-        loop's own thread (from a callback).
+        loop's own thread (from a callback), TimeoutError (`coro` is then cancelled).
         """
         if self._closed:
             coro.close()
@@ -83,7 +96,7 @@ class LoopThread:
             )
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            return future.result()
+            return future.result(timeout_s)
         except BaseException:
             future.cancel()  # Ctrl-C in the caller: do not leave the command running
             raise
@@ -98,9 +111,28 @@ class LoopThread:
             self._thread.join(STOP_TIMEOUT_S)
 
 
+def _finalize(device: ConduytDevice, loop: LoopThread) -> None:
+    """Disconnect `device` and stop its thread: `ConduytDeviceSync.close()` for a device
+    that was garbage-collected (or at interpreter exit) without it. Never raises."""
+    if loop.closed:
+        return
+    if loop.on_own_thread:  # collected on the device's own thread: cannot block there
+        task = asyncio.ensure_future(device.disconnect(), loop=loop.loop)
+        task.add_done_callback(lambda _: loop.stop())
+        return
+    try:
+        with contextlib.suppress(Exception):  # a finalizer must not raise
+            loop.run(device.disconnect(), STOP_TIMEOUT_S)
+    finally:
+        loop.stop()
+
+
 class ConduytDeviceSync:
     """One board, driven without `await`: `ConduytDevice`'s methods and properties, each
-    call blocking until done (`docs/library.md` §6). Use `close()` (or `with`) when done.
+    call blocking until done (`docs/library.md` §6). Use `close()` (or `with`) when done:
+    **`close()` is final** (it stops the device's thread; `disconnect()` allows a
+    `connect()` again). A device dropped without `close()` is closed when it is
+    garbage-collected or the interpreter exits.
 
     Arguments are `ConduytDevice`'s. Module wrappers take a `ConduytDeviceSync` too
     (`ConduytServo(device, module_id=0).write(90)` blocks). The errors raised are those
@@ -110,6 +142,8 @@ class ConduytDeviceSync:
     def __init__(self, transport: Transport | str, timeout_ms: int = 5000, **options: Any):
         self._device = ConduytDevice(transport, timeout_ms, **options)
         self._loop = LoopThread(f"conduyt-{self._device.name}")
+        # Holds the device and the thread, not `self`: runs when `self` is collected.
+        self._finalizer = weakref.finalize(self, _finalize, self._device, self._loop)
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -117,6 +151,11 @@ class ConduytDeviceSync:
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._loop.run(coro)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` ran: the device cannot be used any more."""
+        return self._loop.closed
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -184,14 +223,16 @@ class ConduytDeviceSync:
             self._run(self._device.disconnect())
 
     def close(self) -> None:
-        """Disconnect and stop the device's thread (idempotent); the device is unusable
-        afterwards."""
+        """Disconnect and stop the device's thread (idempotent). Final: the device is
+        unusable afterwards (every method raises ConduytDisconnectedError); use
+        `disconnect()` to connect again later."""
         if self._loop.closed:
             return
         try:
             self.disconnect()
         finally:
             self._loop.stop()
+            self._finalizer.detach()
 
     def __enter__(self) -> ConduytDeviceSync:
         if not self.connected:
@@ -218,16 +259,16 @@ class ConduytDeviceSync:
 
     def pin(self, num: PinRef) -> SyncPin:
         """Pin `num` (an index or `"A<n>"`)."""
-        return SyncPin(self._device.pin(num), self._run)
+        return SyncPin(self._device.pin(num), self._loop.run)
 
     def datastream(self, name: str) -> SyncDatastream:
         """The datastream called `name`."""
-        return SyncDatastream(self._device.datastream(name), self._run)
+        return SyncDatastream(self._device.datastream(name), self._loop.run)
 
     def events(self, maxsize: int = DEFAULT_EVENT_BUFFER) -> SyncEventStream:
         """A blocking iterator over the board's events from now on (see
         `ConduytDevice.events`)."""
-        return SyncEventStream(self._run(_open_events(self._device, maxsize)), self._run)
+        return SyncEventStream(self._run(_open_events(self._device, maxsize)), self._loop)
 
     def ota_begin(self, total_bytes: int, sha256: bytes) -> None:
         """Start an OTA update (see `ConduytDevice.ota_begin`)."""
@@ -244,7 +285,7 @@ class ConduytDeviceSync:
     def blocking(self, target: object) -> Any:
         """A proxy of `target` (an object bound to this device's async side, such as a
         module wrapper) whose coroutine methods block and return their results."""
-        return BlockingProxy(target, self._run)
+        return BlockingProxy(target, self._loop.run)
 
 
 async def _open_events(device: ConduytDevice, maxsize: int) -> EventStream:
@@ -281,7 +322,7 @@ class SyncPin:
         """Write a digital level 0/1 or a PWM duty cycle 0..255."""
         self._run(self._pin.write(value))
 
-    def read(self, mode: str | None = None) -> int:
+    def read(self, mode: str | PinMode | None = None) -> int:
         """Read the pin: 0/1, or ADC counts for an analog read."""
         result: int = self._run(self._pin.read(mode))
         return result
@@ -334,17 +375,18 @@ class SyncDatastream:
 
 
 class SyncEventStream:
-    """`for event in device.events(): ...` — a blocking `EventStream`."""
+    """`for event in device.events(): ...` — a blocking `EventStream`. After the device's
+    `close()` it is ended: iteration stops, `close()` does nothing."""
 
-    def __init__(self, stream: EventStream, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+    def __init__(self, stream: EventStream, loop: LoopThread) -> None:
         self._stream = stream
-        self._run = run
+        self._loop = loop
 
     def __iter__(self) -> Iterator[DeviceEvent]:
         return self
 
     def __next__(self) -> DeviceEvent:
-        event: DeviceEvent | None = self._run(_next_or_none(self._stream, None))
+        event = self._next(None)
         if event is None:
             raise StopIteration
         return event
@@ -368,24 +410,25 @@ class SyncEventStream:
     def get(self, timeout_s: float | None = None) -> DeviceEvent:
         """The next event, waiting at most `timeout_s` seconds.
 
-        Raises TimeoutError when none came in time, StopIteration once the stream ended.
+        Raises TimeoutError when none came in time, ConduytDisconnectedError once the
+        stream ended (closed, or the device disconnected or was closed).
         """
-        event: DeviceEvent | None = self._run(_next_or_none(self._stream, timeout_s))
+        event = self._next(timeout_s)
         if event is None:
-            raise StopIteration
+            raise ConduytDisconnectedError("the event stream ended (closed, or disconnected)")
         return event
 
     def close(self) -> None:
-        """Stop receiving events."""
-        self._run(_close_stream(self._stream))
+        """Stop receiving events (idempotent; nothing to do once the device is closed)."""
+        if not self._loop.closed:
+            self._loop.run(_close_stream(self._stream))
 
-
-async def _next_or_none(stream: EventStream, timeout_s: float | None) -> DeviceEvent | None:
-    # StopAsyncIteration cannot cross the thread boundary as a result: None marks the end.
-    try:
-        return await stream.get(timeout_s)
-    except StopAsyncIteration:
-        return None
+    def _next(self, timeout_s: float | None) -> DeviceEvent | None:
+        # StopAsyncIteration cannot cross the thread boundary as a result: None marks the end.
+        if self._loop.closed:
+            return None
+        event: DeviceEvent | None = self._loop.run(self._stream.next_or_none(timeout_s))
+        return event
 
 
 async def _close_stream(stream: EventStream) -> None:
@@ -394,11 +437,18 @@ async def _close_stream(stream: EventStream) -> None:
 
 class BlockingProxy:
     """Forwards attribute access to `target`; its coroutine methods run through `run` and
-    block. A method returning `target` itself returns the proxy instead."""
+    block. A method returning `target` itself returns the proxy instead. The proxy passes
+    for an instance of `target`'s class (`isinstance(ConduytServo(sync_device),
+    ConduytServo)` is True), as `unittest.mock` objects do."""
 
     def __init__(self, target: object, run: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
         self._target = target
         self._run = run
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # isinstance() consults `__class__` when `type(proxy)` does not match.
+        return type(self._target)
 
     def __repr__(self) -> str:
         return f"Blocking({self._target!r})"

@@ -15,6 +15,7 @@ from conduyt_bridge.protocol.values import (
     StringEncoding,
     encode_value,
     shortest_float32,
+    write_range,
 )
 
 
@@ -79,6 +80,7 @@ class Datastream:
             raise ConduytCapabilityError(
                 f"datastream '{ds.name}' is read-only", ErrorName.DATASTREAM_READONLY
             )
+        _check_integer_kind(ds, value)
         try:
             raw = encode_value(ds, value, self.string_encoding)
         except ValueEncodeError as exc:
@@ -90,3 +92,24 @@ class Datastream:
         elif isinstance(value, float) and ds.known_type is not None and ds.known_type.is_integer:
             value = int(value)
         self._context.values[ds.name] = value
+
+
+def _check_integer_kind(ds: DatastreamDescriptor, value: DatastreamValue) -> None:
+    """Refuse a value that is not a whole number for an integer datastream, naming the
+    range a write may take (`write_range`: 0..100 for a `%` unit, `docs/protocol.md` §5.5).
+
+    Raises ConduytCapabilityError `OUT_OF_RANGE`.
+    """
+    kind = ds.known_type
+    bounds = write_range(ds)
+    if kind is None or not kind.is_integer or bounds is None:
+        return
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if whole and not isinstance(value, bool):
+        return
+    unit = f", unit {ds.unit.strip()}" if ds.unit.strip() else ""
+    raise ConduytCapabilityError(
+        f"datastream '{ds.name}' ({kind.name}{unit}) takes an integer from "
+        f"{bounds[0]:.0f} to {bounds[1]:.0f}, not {value!r}",
+        ErrorName.OUT_OF_RANGE,
+    )

@@ -2,16 +2,19 @@
 
 Each iterator has its own bounded buffer: a consumer that falls behind loses the oldest
 events, never blocks the board's read loop or the other consumers, and can see how many
-it lost (`EventStream.dropped`).
+it lost (`EventStream.dropped`). The hub holds its streams weakly: an iterator the
+program dropped (left with `break` and not referenced any more) stops receiving events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from types import TracebackType
 
 from conduyt_bridge.device.events import DeviceEvent
+from conduyt_bridge.errors import ConduytDisconnectedError
 
 DEFAULT_EVENT_BUFFER = 256
 """Events an iterator holds before it drops the oldest."""
@@ -20,9 +23,10 @@ DEFAULT_EVENT_BUFFER = 256
 class EventStream:
     """`async for event in device.events(): ...` — the board's events from now on.
 
-    Ends (StopAsyncIteration) after `close()`, and once the device is disconnected for
-    good (`disconnect()`, or a lost link without `auto_reconnect`) and the buffered events
-    were read. Must be used on the device's event loop.
+    Ends (StopAsyncIteration) after `close()` / `aclose()`, and once the device is
+    disconnected for good (`disconnect()`, or a lost link without `auto_reconnect`) and
+    the buffered events were read. `async with device.events() as events:` closes it on
+    exit. Must be used on the device's event loop.
     """
 
     def __init__(self, hub: EventHub, maxsize: int) -> None:
@@ -40,12 +44,25 @@ class EventStream:
         return self
 
     async def __anext__(self) -> DeviceEvent:
+        event = await self._next()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def _next(self) -> DeviceEvent | None:
+        """The next event, None once the stream ended."""
         while not self._items:
             if self._ended:
-                raise StopAsyncIteration
+                return None
             self._wakeup.clear()
             await self._wakeup.wait()
         return self._items.popleft()
+
+    async def next_or_none(self, timeout_s: float | None = None) -> DeviceEvent | None:
+        """The next event, waiting at most `timeout_s` seconds (None: no limit); None once
+        the stream ended. Raises TimeoutError when none came in time."""
+        async with asyncio.timeout(timeout_s):
+            return await self._next()
 
     async def __aenter__(self) -> EventStream:
         return self
@@ -61,11 +78,13 @@ class EventStream:
     async def get(self, timeout_s: float | None = None) -> DeviceEvent:
         """The next event, waiting at most `timeout_s` seconds (None: no limit).
 
-        Raises TimeoutError when none came in time, StopAsyncIteration once the stream
-        ended.
+        Raises TimeoutError when none came in time, ConduytDisconnectedError once the
+        stream ended (`close()`, or the device disconnected for good).
         """
-        async with asyncio.timeout(timeout_s):
-            return await self.__anext__()
+        event = await self.next_or_none(timeout_s)
+        if event is None:
+            raise ConduytDisconnectedError("the event stream ended (closed, or disconnected)")
+        return event
 
     @property
     def pending(self) -> int:
@@ -73,10 +92,14 @@ class EventStream:
         return len(self._items)
 
     def close(self) -> None:
-        """Stop receiving events and drop the buffered ones."""
+        """Stop receiving events and drop the buffered ones (idempotent)."""
         self._items.clear()
         self._end()
         self._hub.remove(self)
+
+    async def aclose(self) -> None:
+        """Same as `close()`, for `contextlib.aclosing` and async generator habits."""
+        self.close()
 
     def put(self, event: DeviceEvent) -> None:
         """Buffer an event (the hub's side), dropping the oldest when full."""
@@ -98,29 +121,29 @@ class EventStream:
 
 
 class EventHub:
-    """The open `EventStream`s of one device."""
+    """The open `EventStream`s of one device, held weakly (a dropped stream goes away)."""
 
     def __init__(self) -> None:
-        self._streams: list[EventStream] = []
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
     def open(self, maxsize: int = DEFAULT_EVENT_BUFFER) -> EventStream:
         """A new stream receiving every event published from now on."""
         stream = EventStream(self, maxsize)
-        self._streams.append(stream)
+        self._streams.add(stream)
         return stream
 
     def remove(self, stream: EventStream) -> None:
         """Stop delivering to `stream`."""
-        if stream in self._streams:
-            self._streams.remove(stream)
+        self._streams.discard(stream)
 
     def publish(self, event: DeviceEvent) -> None:
         """Deliver `event` to every open stream; never blocks."""
-        for stream in self._streams:
+        for stream in list(self._streams):
             stream.put(event)
 
     def finish_all(self) -> None:
         """End every open stream (after its buffered events) and forget them."""
-        streams, self._streams = self._streams, []
+        streams = list(self._streams)
+        self._streams.clear()
         for stream in streams:
             stream.finish()

@@ -32,6 +32,9 @@ class LogSource(StrEnum):
     """A FATAL packet (0xFF) the sketch sent."""
     SERIAL = "serial"
     """A text line printed on the serial port between frames (`Serial.println`)."""
+    LIBRARY = "library"
+    """A note of the library itself, not of the board: a pin mode or subscription that
+    could not be set again after a reconnect (`docs/library.md` §4)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,22 @@ more.
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 _RENDER = structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True)
+
+
+def _to_logging(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> tuple[tuple[str], dict[str, Any]]:
+    """Last processor: `event key=value` as the message, `exc_info` handed to `logging`,
+    which prints the traceback once, below the message (rendering it into the message as
+    well printed it twice)."""
+    exc_info = event_dict.pop("exc_info", None)
+    return (_RENDER(logger, method_name, event_dict),), {"exc_info": exc_info}
 
 
 def library_logger(name: str) -> structlog.stdlib.BoundLogger:
@@ -26,8 +38,7 @@ def library_logger(name: str) -> structlog.stdlib.BoundLogger:
         logging.getLogger(name),
         processors=[
             structlog.stdlib.filter_by_level,
-            structlog.processors.format_exc_info,
-            _RENDER,
+            _to_logging,
         ],
         wrapper_class=structlog.stdlib.BoundLogger,
     )

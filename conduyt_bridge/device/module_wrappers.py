@@ -48,7 +48,9 @@ class ConduytModule:
     cannot serve), ConduytPayloadError `BAD_ARGUMENT` (a value outside the catalog's
     range: `servo.write: angle must be an integer 0..180, got 200`). After sending:
     ConduytNAKError, ConduytTimeoutError, ConduytDisconnectedError, ConduytPayloadError
-    `BAD_REPLY` (a MOD_RESP that does not decode).
+    `BAD_REPLY` (a MOD_RESP that does not decode). The constructor raises TypeError for
+    anything but a `ConduytDevice` or `ConduytDeviceSync`; given the latter it returns a
+    blocking proxy that passes `isinstance` checks for the wrapper's class.
     """
 
     MODULE: ClassVar[str] = ""
@@ -65,7 +67,11 @@ class ConduytModule:
     def __init__(
         self, device: ConduytDevice | ConduytDeviceSync, module_id: int | None = None
     ) -> None:
-        assert isinstance(device, ConduytDevice)  # a sync device got a proxy from __new__
+        if not isinstance(device, ConduytDevice):  # a sync device got a proxy from __new__
+            raise TypeError(
+                f"{type(self).__name__} takes a ConduytDevice or a ConduytDeviceSync, "
+                f"not {type(device).__module__}.{type(device).__qualname__}"
+            )
         self._context: BoardContext = device._context
         self._module_id = module_id
 

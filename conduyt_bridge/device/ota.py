@@ -23,7 +23,8 @@ class ConduytOTA:
 
     The firmware checks no SHA-256 and non-ESP32 builds may claim OTA and NAK the chunks
     (Q15): check `device.capabilities.ota_capable` and expect `ConduytNAKError`. Given a
-    `ConduytDeviceSync`, `flash` blocks.
+    `ConduytDeviceSync`, `flash` blocks. The constructor raises TypeError for anything
+    but a `ConduytDevice` or `ConduytDeviceSync`.
     """
 
     def __new__(cls, device: ConduytDevice | ConduytDeviceSync) -> Self:
@@ -32,7 +33,11 @@ class ConduytOTA:
         return super().__new__(cls)
 
     def __init__(self, device: ConduytDevice | ConduytDeviceSync) -> None:
-        assert isinstance(device, ConduytDevice)  # a sync device got a proxy from __new__
+        if not isinstance(device, ConduytDevice):  # a sync device got a proxy from __new__
+            raise TypeError(
+                f"{type(self).__name__} takes a ConduytDevice or a ConduytDeviceSync, "
+                f"not {type(device).__module__}.{type(device).__qualname__}"
+            )
         self._device = device
 
     async def flash(

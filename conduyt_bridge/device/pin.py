@@ -154,12 +154,13 @@ class Pin:
         mode = check_pin_write(hello, pin, value, pwm, current)
         await self._context.request(PacketType.PIN_WRITE, pin_write(pin, value, mode))
 
-    async def read(self, mode: str | None = None) -> int:
+    async def read(self, mode: str | PinMode | None = None) -> int:
         """Read the pin (PIN_READ, §4.2): 0/1, or ADC counts for an analog read.
 
-        `mode` `"analog"` forces an analog read, any other mode name a digital one; None
-        reads analog for an `"A<n>"` pin, a pin set to analog mode or with an active
-        subscription, and otherwise lets the board use the pin's stored mode.
+        `mode` `"analog"` (or `PinMode.ANALOG`) forces an analog read, `"digital"` or any
+        other mode name or `PinMode` a digital one; None reads analog for an `"A<n>"` pin,
+        a pin set to analog mode or with an active subscription, and otherwise lets the
+        board use the pin's stored mode.
 
         Raises ConduytPayloadError `BAD_MODE`, ConduytCapabilityError `INVALID_PIN` or
         `PIN_MODE_UNSUPPORTED` (analog read of a pin without ANALOG_IN), before anything
@@ -175,7 +176,8 @@ class Pin:
             )
             explicit: PinMode | None = PinMode.ANALOG if analog else None
         else:
-            wanted = PinMode.INPUT if mode.strip().lower() == "digital" else parse_pin_mode(mode)
+            digital = isinstance(mode, str) and mode.strip().lower() == "digital"
+            wanted = PinMode.INPUT if digital else parse_pin_mode(mode)
             analog = wanted is PinMode.ANALOG
             explicit = PinMode.ANALOG if analog else PinMode.INPUT
         check_pin_read(hello, pin, analog)

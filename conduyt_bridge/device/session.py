@@ -214,12 +214,21 @@ class DeviceSession:
         self.stats.record_latency(time.monotonic() - pending.sent_at)
         return reply
 
-    async def run(self, *, reconnect: bool = True) -> None:
+    async def run(self, *, reconnect: bool | Callable[[], bool] = True) -> None:
         """Keep the board connected forever (until cancelled).
 
-        With `reconnect=False`, return instead after the first failed open or the end of
-        the first opened link, with no backoff wait; `last_loss` then says why.
+        `reconnect` False (or a callable returning False, asked each time a link ends or
+        an open fails): return instead, with no backoff wait; `last_loss` then says why.
+        However it ends (a cancellation included), `state` is then OFFLINE.
         """
+        keep_going = reconnect if callable(reconnect) else lambda: reconnect
+        try:
+            await self._run(keep_going)
+        finally:
+            self.state = SessionState.OFFLINE
+            self.online_since = None
+
+    async def _run(self, keep_going: Callable[[], bool]) -> None:
         cfg = self.config
         backoff = cfg.reconnect_min_s
         first = True
@@ -239,13 +248,14 @@ class DeviceSession:
                         exc,
                     )
                 )
+                again = keep_going()
                 self.log.warning(
                     "cannot open board",
                     port=self.transport.description,
                     error=error,
-                    retry_in_s=backoff if reconnect else None,
+                    retry_in_s=backoff if again else None,
                 )
-                if not reconnect:
+                if not again:
                     return
                 refused = isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
                 await self._wait_before_reopen(backoff, server_down=refused)
@@ -262,10 +272,11 @@ class DeviceSession:
                 self.log.warning("board offline", reason=loss.reason)
                 with contextlib.suppress(Exception):
                     await self.observer.on_offline(self, loss.reason)
-            else:
-                retry_in_s = backoff if reconnect else None
+            again = keep_going()
+            if not was_online:
+                retry_in_s = backoff if again else None
                 self.log.info("handshake failed", reason=loss.reason, retry_in_s=retry_in_s)
-            if not reconnect:
+            if not again:
                 return
             await self._wait_before_reopen(backoff, server_down=False)
             backoff = min(backoff * 2, cfg.reconnect_max_s)

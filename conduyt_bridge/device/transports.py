@@ -55,20 +55,27 @@ class Transport(Protocol):
 class SerialTransport:
     """A serial port (device path, `socket://`, `rfc2217://`) opened with serialx.
 
-    `SerialTransport("/dev/ttyUSB0", baudrate=115200)`; `baudrate` in bit/s.
+    `SerialTransport("/dev/ttyUSB0", baudrate=115200)` or, as in conduyt-py,
+    `SerialTransport(port="/dev/ttyUSB0")`; `port` is a device path or URL (`url` is
+    another name for it), `baudrate` in bit/s.
     serialx locks the port exclusively and asserts DTR on open, which USB-CDC boards need
     before they report "connected" (`docs/protocol.md` §3.5). `open()` raises OSError (no
     such device, busy, refused) or a serialx error.
     """
 
-    url: str
+    port: str
     baudrate: int = 115200
     connect_timeout_s: float = 5.0
     """`rfc2217://` only: seconds for the TCP connect plus the RFC 2217 negotiation."""
 
     @property
+    def url(self) -> str:
+        """Same as `port`: the device path, `socket://` or `rfc2217://` URL."""
+        return self.port
+
+    @property
     def description(self) -> str:
-        return self.url
+        return self.port
 
     @property
     def network_address(self) -> tuple[str, int] | None:

@@ -147,7 +147,12 @@ def test_session_options_default_to_the_daemon_settings() -> None:
     with pytest.raises(ValueError, match=r"need 0 < reconnect_min_s <= reconnect_max_s"):
         SessionOptions(reconnect_min_s=2, reconnect_max_s=1)
     with pytest.raises(ValueError, match="command_timeout_ms and hello_timeout_ms must be > 0"):
+        SessionOptions(command_timeout_ms=0)
+    # The library's own argument names, not the session's (review finding 16).
+    with pytest.raises(ValueError, match=r"^timeout_ms must be an integer > 0 \(ms\), got 0$"):
         ConduytDevice("sim://uno", timeout_ms=0)
+    with pytest.raises(ValueError, match=r"^hello_timeout_ms must be an integer > 0"):
+        ConduytDevice("sim://uno", hello_timeout_ms=-5)
 
 
 def test_port_urls_pick_their_transport() -> None:

@@ -16,6 +16,7 @@ import conduyt.hello
 import conduyt.modules
 import conduyt.ota
 import conduyt.sync
+import conduyt.transports.serial
 import pytest
 
 import conduyt_bridge
@@ -171,3 +172,52 @@ def test_parsed_hello_agrees_with_conduyt_py() -> None:
     assert [(d.name, d.type, d.unit, d.writable) for d in theirs.datastreams] == [
         (d.name, int(d.type), d.unit, d.writable) for d in ours.datastreams
     ]
+
+
+def test_conduyt_py_import_paths_exist() -> None:
+    """Each conduyt-py module path a program imports has its conduyt-bridge twin, so the
+    package name is all that changes (review finding 7)."""
+    import importlib
+    from pathlib import Path
+
+    for package in ("modules", "transports"):
+        root = Path(conduyt.__file__).parent / package
+        for path in sorted(root.glob("*.py")):
+            if path.stem in ("__init__", "mock", "mqtt"):
+                continue  # mock and mqtt have no counterpart: their imports say so
+            theirs = importlib.import_module(f"conduyt.{package}.{path.stem}")
+            ours = importlib.import_module(f"conduyt_bridge.{package}.{path.stem}")
+            public = [
+                n
+                for n in vars(theirs)
+                if n.startswith("Conduyt") or n.endswith(("Transport", "Reading"))
+            ]
+            missing = [
+                n
+                for n in public
+                if getattr(theirs, n).__module__ == theirs.__name__ and not hasattr(ours, n)
+            ]
+            assert missing == [], ours.__name__
+    for name in ("mock", "mqtt"):
+        with pytest.raises(ImportError, match="conduyt-bridge has no"):
+            importlib.import_module(f"conduyt_bridge.transports.{name}")
+
+
+def test_serial_transport_takes_conduyt_py_arguments() -> None:
+    from conduyt_bridge.transports.serial import SerialTransport
+
+    theirs = inspect.signature(conduyt.transports.serial.SerialTransport)
+    assert compatible(theirs, inspect.signature(SerialTransport)) == []
+    transport = SerialTransport(port="/dev/ttyUSB0", baudrate=9600)
+    assert transport.port == transport.url == transport.description == "/dev/ttyUSB0"
+
+
+def test_a_conduyt_py_transport_is_a_clear_type_error() -> None:
+    from conduyt.transports.mock import MockTransport
+
+    with pytest.raises(
+        TypeError,
+        match=r"not conduyt\.transports\.mock\.MockTransport.*"
+        r"SerialTransport\(port\)",
+    ):
+        conduyt_bridge.ConduytDevice(MockTransport())

@@ -3,7 +3,9 @@ running event loop (a Jupyter cell), against in-process simulated boards."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 
 import pytest
 
@@ -11,6 +13,7 @@ from conduyt_bridge import (
     ConduytCapabilityError,
     ConduytDeviceSync,
     ConduytDisconnectedError,
+    ConduytOTA,
     ConnectReason,
     DatastreamEvent,
     DisconnectReason,
@@ -114,3 +117,48 @@ def test_blocking_calls_from_a_callback_are_refused() -> None:
         device.ping()
     assert len(errors) == 1
     assert "called on the device's own thread" in str(errors[0])
+
+
+def test_a_forgotten_device_is_disconnected_and_its_thread_stopped() -> None:
+    # A re-run Jupyter cell drops the previous device without close(): the port must not
+    # stay held, nor the thread run (review finding 6).
+    device = ConduytDeviceSync("sim://thermostat", keepalive_s=0)
+    device.connect()
+    inner = device._device
+    assert inner.connected and device_threads() != []
+    del device
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while device_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert device_threads() == []
+    assert not inner.connected and inner._context.session is None
+
+
+def test_event_streams_after_the_end_and_after_close() -> None:
+    device = ConduytDeviceSync("sim://thermostat", keepalive_s=0)
+    device.connect()
+    events = device.events()
+    device.disconnect()
+    with pytest.raises(ConduytDisconnectedError, match="event stream ended"):
+        events.get(1)  # not StopIteration outside the iterator protocol (finding 12)
+    device.connect()
+    events = device.events()
+    device.close()
+    events.close()  # the device is closed: nothing to do (finding 13)
+    with pytest.raises(StopIteration):
+        next(events)
+    assert list(events) == []
+
+
+def test_sync_module_wrappers_are_instances_and_bad_devices_a_type_error() -> None:
+    with ConduytDeviceSync("sim://kitchen", keepalive_s=0) as device:
+        servo = ConduytServo(device)
+        assert isinstance(servo, ConduytServo)
+        servo.attach(1)
+        ota = ConduytOTA(device)
+        assert isinstance(ota, ConduytOTA)
+    with pytest.raises(TypeError, match="ConduytServo takes a ConduytDevice or a Conduyt"):
+        ConduytServo("sim://kitchen")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ConduytOTA takes a ConduytDevice"):
+        ConduytOTA(object())  # type: ignore[arg-type]
