@@ -7,7 +7,7 @@ topics: deeply nested JSON, invalid UTF-8, binary junk and text, of sizes drawn 
 16 B to 1 MiB (1 % at 1 MiB, 10 % from 32 KiB to 256 KiB, the rest under 8 KiB). Prints
 the bridge's RSS (VmRSS of /proc/PID/status) before, at its peak during, and after the
 flood, the error reports counted on `{dev}/error`, the inbound drops reported in
-`bridge/health`, whether a valid `/set` still works afterwards, and the RSS after a
+`bridge/{id}/health`, whether a valid `/set` still works afterwards, and the RSS after a
 second flood of `--again` messages (it must not grow again).
 
 Target (issue 8): peak and after ≤ start + 40 MB, after back near the start.
@@ -52,6 +52,9 @@ SUFFIXES = (
     "cmd/02",
     "ds/nope/set",
 )
+
+BRIDGE_ID = "bench"
+"""The bench bridge's `[bridge] id`: its health is on `{base}/bridge/bench/health`."""
 
 PUBLISH_WINDOW = 64
 """QoS 1 publishes in flight from the flooding client."""
@@ -105,7 +108,8 @@ class Watcher:
         self.last_error_at = 0.0
         self.health: dict[str, object] = {}
         self.status = b""
-        self._topics = (f"{base}/{dev}/error", f"{base}/bridge/health", f"{base}/{dev}/status")
+        health = f"{base}/bridge/{BRIDGE_ID}/health"
+        self._topics = (f"{base}/{dev}/error", health, f"{base}/{dev}/status")
         self._ready = threading.Event()
         api = paho.CallbackAPIVersion.VERSION2  # type: ignore[attr-defined]
         self._client = paho.Client(api, protocol=paho.MQTTv5)
@@ -219,7 +223,7 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             config = Path(tmp) / "hostile.toml"
             config.write_text(
-                f'[bridge]\nbase_topic = "{base}"\nlog_level = "warning"\n'
+                f'[bridge]\nid = "{BRIDGE_ID}"\nbase_topic = "{base}"\nlog_level = "warning"\n'
                 "health_interval_s = 1\n"
                 f'[mqtt]\nurl = "{url}"\nclient_id = "bench-{base}"\n'
                 "[homeassistant]\nenabled = false\n"
@@ -283,7 +287,7 @@ async def main() -> None:
     depth = broker_doc.get("queue_depth") if isinstance(broker_doc, dict) else None
     outbox_dropped = broker_doc.get("dropped") if isinstance(broker_doc, dict) else None
     print(
-        f"inbound messages dropped (bridge/health): {dropped}; outbox depth after: {depth}, "
+        f"inbound messages dropped (health): {dropped}; outbox depth after: {depth}, "
         f"outbox dropped: {outbox_dropped}"
     )
     print(f"valid /set after the flood: {answer}")

@@ -122,7 +122,7 @@ def check_report(settings: Settings) -> str:
     """
     from conduyt_bridge.northbound.conduyt.topics import BridgeTopics, datastream_slugs
 
-    topics = BridgeTopics(settings.bridge.base_topic)
+    topics = BridgeTopics(settings.bridge.base_topic, settings.bridge.id)
     lines = ["configuration OK", "", "settings:"]
     dump = redacted_dump(settings)
     dump.pop("devices", None)

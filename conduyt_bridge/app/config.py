@@ -49,8 +49,10 @@ from conduyt_bridge.app.config_ports import PortKind
 from conduyt_bridge.app.config_sections import (
     BridgeSection,
     HomeAssistantSection,
+    HomieSection,
     HttpSection,
     MqttSection,
+    SparkplugSection,
 )
 from conduyt_bridge.northbound.mqtt.urls import redact_url
 
@@ -62,11 +64,13 @@ __all__ = [
     "DatastreamOptions",
     "DeviceConfig",
     "HomeAssistantSection",
+    "HomieSection",
     "HttpSection",
     "MqttSection",
     "PinSubscription",
     "PortKind",
     "Settings",
+    "SparkplugSection",
     "load_settings",
     "redact_url",
     "redacted_dump",
@@ -93,6 +97,8 @@ class Settings(BaseSettings):
     mqtt: MqttSection = Field(default_factory=MqttSection)
     homeassistant: HomeAssistantSection = Field(default_factory=HomeAssistantSection)
     http: HttpSection = Field(default_factory=HttpSection)
+    sparkplug: SparkplugSection = Field(default_factory=SparkplugSection)
+    homie: HomieSection = Field(default_factory=HomieSection)
     devices: list[DeviceConfig] = Field(default_factory=list)
 
     @classmethod

@@ -8,6 +8,7 @@ unreadable one fails at start (exit code 2) rather than at the first connect.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
@@ -18,19 +19,23 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from conduyt_bridge.app.config_errors import ConfigProblems, Location
 from conduyt_bridge.app.config_ports import split_host_port
+from conduyt_bridge.northbound.conduyt.topics import bridge_id_problem, default_bridge_id
 from conduyt_bridge.northbound.mqtt.urls import redact_url
 
 __all__ = [
     "BridgeSection",
     "HomeAssistantSection",
+    "HomieSection",
     "HttpSection",
     "MqttSection",
+    "SparkplugSection",
     "empty_to_none",
 ]
 
@@ -79,14 +84,29 @@ def _unreadable_file(path: Path | None) -> str | None:
 
 
 class BridgeSection(BaseModel):
-    """`[bridge]`: topic root, logging and health reporting."""
+    """`[bridge]`: this bridge's id in a fleet, topic root, logging and health reporting.
+
+    `id` names the bridge's own topics `{base}/bridge/{id}/...` and its claims on boards
+    (`docs/fleet.md` §1, §2): 1-64 characters of `[A-Za-z0-9_-]`, not `owned`; default the
+    host name made topic-safe (`socket.gethostname()`). Raises pydantic's
+    `ValidationError` for an invalid id.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    id: str = Field(default_factory=default_bridge_id)
     base_topic: str = "conduyt"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     health_interval_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        problem = bridge_id_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("base_topic")
     @classmethod
@@ -274,3 +294,61 @@ class HttpSection(BaseModel):
             ValueError: the endpoint is off (`listen` is empty).
         """
         return split_host_port(self.listen)[1]
+
+
+class SparkplugSection(BaseModel):
+    """`[sparkplug]`: the Sparkplug B edge node (`docs/sparkplug.md` §1); off by default.
+
+    `group_id`, `edge_node_id` and `primary_host_id` are Sparkplug ids: UTF-8 without `/`,
+    `+`, `#` (Sparkplug 3.0 §4.1.1); `primary_host_id = ""` means no primary host (the node
+    is born at once); `stats_interval_s` is how often changed node counters go out (s).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    group_id: str = "conduyt"
+    edge_node_id: str = "conduyt-bridge"
+    primary_host_id: str = ""
+    stats_interval_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("group_id", "edge_node_id", "primary_host_id")
+    @classmethod
+    def _check_ids(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "primary_host_id" and not value:
+            return value
+        if not value:
+            raise ValueError("must not be empty")
+        if any(c in value for c in "/+#\x00"):
+            raise ValueError(f"must not contain '/', '+', '#' or NUL (got {value!r})")
+        return value
+
+
+_HOMIE_ID = re.compile(r"[a-z0-9-]+")
+
+
+class HomieSection(BaseModel):
+    """`[homie]`: the Homie 5 root device and its children (`docs/homie.md` §1); off by
+    default.
+
+    `prefix` is the Homie domain (the first topic level, `homie/5/…`); `device_id` the
+    root device's ID (`""`: the MQTT client id made a Homie ID). Both are Homie IDs:
+    only `a`-`z`, `0`-`9` and `-` (the Homie convention, "Topic IDs").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    prefix: str = "homie"
+    device_id: str = ""
+
+    @field_validator("prefix", "device_id")
+    @classmethod
+    def _check_homie_id(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "device_id" and not value:
+            return value
+        if not _HOMIE_ID.fullmatch(value):
+            raise ValueError(
+                f"must be a Homie ID: only a-z, 0-9 and '-', not empty (got {value!r})"
+            )
+        return value

@@ -6,6 +6,11 @@ Nothing here speaks the protocol or a northbound format: it builds the board cor
 (`default_adapters`), routes broker messages to the adapters' routes, runs their hooks
 and jobs, and shuts down cleanly (`docs/architecture.md` §2, §3, §6, §7). It implements
 the host protocol adapters code against (`conduyt_bridge.northbound.host.AdapterHost`).
+
+In a fleet (`docs/fleet.md`) the bridge is `[bridge] id`: its Will is on
+`{base}/bridge/{id}/state`, and a board's session starts only once this bridge holds the
+board's claim (`conduyt_bridge.northbound.conduyt.claims`); a board another live bridge
+claims is refused (`refused`) and taken over when that bridge goes offline.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from conduyt_bridge.device.transports import (
     Transport,
 )
 from conduyt_bridge.errors import describe_exception
+from conduyt_bridge.northbound.conduyt.claims import ClaimKeeper
 from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
 from conduyt_bridge.northbound.host import Adapter, BackgroundJob, Hook, MessageHandler, Router
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
@@ -105,7 +111,8 @@ class Bridge:
 
     def __init__(self, settings: Settings, adapters: Sequence[Adapter] | None = None) -> None:
         self.settings = settings
-        self.topics = BridgeTopics(settings.bridge.base_topic)
+        self.bridge_id = settings.bridge.id
+        self.topics = BridgeTopics(settings.bridge.base_topic, self.bridge_id)
         self.started_at = time.time()
         self.bus = EventBus()
         self.mqtt = MqttConnection(
@@ -120,11 +127,18 @@ class Bridge:
         self._shutdown_hooks: list[Hook] = []
         self._routes: dict[str, MessageHandler] = {}
         self._routers: list[Router] = []
-        self._jobs: list[tuple[str, BackgroundJob]] = [("pin-polls", self._polls.run)]
+        self._jobs: list[tuple[str, BackgroundJob]] = []
         self._finals: list[Callable[[], list[OutMessage]]] = []
         self._stopped = asyncio.Event()
+        self._group: asyncio.TaskGroup | None = None
+        self._session_tasks: dict[str, asyncio.Task[None]] = {}
         for device in settings.devices:
             self._add_board(device)
+        self.claims = ClaimKeeper(
+            self.topics, self.boards, self.mqtt, self._start_session, self._stop_session
+        )
+        # First of the connect hooks: the claims' subscriptions go before the adapters'.
+        self._connect_hooks.append(self.claims.on_connect)
         for adapter in default_adapters(settings) if adapters is None else adapters:
             adapter(self)
 
@@ -144,6 +158,20 @@ class Bridge:
         self.sessions[board.dev] = session
 
     # ---- AdapterHost ------------------------------------------------------------------------
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Boards not run because another live bridge claims them: id → reason
+        (`conduyt_bridge.northbound.conduyt.claims.FleetHost`, `docs/fleet.md` §2)."""
+        return self.claims.refused
+
+    def runs(self, dev: str) -> bool:
+        """See `conduyt_bridge.northbound.conduyt.claims.FleetHost.runs`."""
+        return dev in self.claims.held
+
+    def on_refused_changed(self, listener: Callable[[], None]) -> None:
+        """See `conduyt_bridge.northbound.conduyt.claims.FleetHost.on_refused_changed`."""
+        self.claims.listeners.append(listener)
 
     def on_start(self, hook: Hook) -> None:
         """See `AdapterHost.on_start`."""
@@ -181,6 +209,11 @@ class Bridge:
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
+        if self.claims.handles(topic):
+            payload = message.payload
+            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+            await self.claims.on_message(topic, data)
+            return
         handler = self._routes.get(topic)
         if handler is not None:
             await handler(message)
@@ -191,14 +224,16 @@ class Bridge:
         log.debug("message on an unknown topic", topic=topic)
 
     def health(self) -> dict[str, Any]:
-        """The health document of `{base}/bridge/health` and the HTTP endpoint."""
+        """The health document of `{base}/bridge/{id}/health` and the HTTP endpoint: a
+        refused board's state is `refused`, with its `reason` (`docs/fleet.md` §2)."""
         boards: dict[str, Any] = {}
         for dev, session in self.sessions.items():
             s = session.stats
             p50 = s.latency_percentile(0.5)
             p99 = s.latency_percentile(0.99)
+            refusal = self.claims.refused.get(dev)
             boards[dev] = {
-                "state": str(session.state),
+                "state": "refused" if refusal is not None else str(session.state),
                 "packets_in": s.packets_in,
                 "packets_out": s.packets_out,
                 "frame_errors": s.frame_errors,
@@ -213,7 +248,10 @@ class Bridge:
                 "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
                 "last_error": session.last_error,
             }
+            if refusal is not None:
+                boards[dev]["reason"] = refusal
         return {
+            "bridge_id": self.bridge_id,
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
             "broker": {
@@ -249,25 +287,37 @@ class Bridge:
                     tg.create_task(supervise("mqtt", self.mqtt.run, self._stopped), name="mqtt")
                 ]
                 await self._first_connect()
+                # Claims before the start hooks: adapters starting up see `refused`.
+                granted = await self._claim_boards()
                 if not self._stopped.is_set():
                     for hook in self._start_hooks:
                         try:
                             await hook()
                         except Exception:  # an adapter's bug must not keep boards down
                             log.exception("start hook failed", hook=repr(hook))
-                jobs: list[tuple[str, BackgroundJob]] = []
-                for dev, session in self.sessions.items():
-                    jobs.append((f"session-{dev}", session.run))
+                self._group = tg
+                jobs: list[tuple[str, BackgroundJob]] = [("pin-polls", self._polls.run)]
+                for dev in self.sessions:
                     jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
-                jobs += self._jobs
                 board_tasks = [
                     tg.create_task(supervise(name, job, self._stopped), name=name)
                     for name, job in jobs
                 ]
+                # The adapters' jobs (their own broker sessions, health, HTTP) live until
+                # after the shutdown hooks: a hook may still need its adapter's link.
+                tasks += [
+                    tg.create_task(supervise(name, job, self._stopped), name=name)
+                    for name, job in self._jobs
+                ]
+                for dev in granted:
+                    await self._start_session(dev)
                 await self._stopped.wait()
+                self._group = None
+                board_tasks += self._session_tasks.values()
                 # Listeners first, so no board connects during the shutdown; then boards
-                # (their links close with them, nothing reconnects), then the final
-                # messages while the broker link is still up, then the rest.
+                # (their links close with them, nothing reconnects), then the adapters'
+                # shutdown hooks and final messages while the broker links are still up,
+                # then the rest.
                 for listener in self.listeners.values():
                     await listener.close()
                 for task in board_tasks:
@@ -280,6 +330,37 @@ class Bridge:
             for listener in self.listeners.values():
                 await listener.close()
         log.info("conduyt-bridge stopped")
+
+    async def _claim_boards(self) -> list[str]:
+        """The boards this bridge may run (`ClaimKeeper.start`); all of them when the
+        claims cannot be decided (a bug must not keep boards down)."""
+        if self._stopped.is_set():
+            return []
+        try:
+            return await self.claims.start()
+        except Exception:
+            log.exception("board claims failed: starting every board")
+            return list(self.sessions)
+
+    async def _start_session(self, dev: str) -> None:
+        """Start board `dev`'s session (a claim was granted); no-op while stopping or when
+        it runs already."""
+        tg = self._group
+        task = self._session_tasks.get(dev)
+        if tg is None or self._stopped.is_set() or (task is not None and not task.done()):
+            return
+        name = f"session-{dev}"
+        job = self.sessions[dev].run
+        self._session_tasks[dev] = tg.create_task(
+            supervise(name, job, self._stopped), name=name
+        )
+
+    async def _stop_session(self, dev: str) -> None:
+        """Stop board `dev`'s session (its claim went to another bridge), bounded."""
+        task = self._session_tasks.pop(dev, None)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=SHUTDOWN_HOOK_S)
 
     async def _first_connect(self) -> None:
         """Wait (bounded, interruptible by stop) for the first broker connection."""

@@ -467,7 +467,7 @@ def http_adapter(settings: Settings) -> Callable[[AdapterHost], None]:
     def install(host: AdapterHost) -> None:
         if not settings.http.enabled:
             return
-        topics = BridgeTopics(settings.bridge.base_topic)
+        topics = BridgeTopics(settings.bridge.base_topic, settings.bridge.id)
         server = StatusServer(host, topics, BridgeMetrics(host))
         address, port = settings.http.host, settings.http.port
 

@@ -15,7 +15,9 @@ from conduyt_bridge.northbound.homeassistant.adapter import (
     homeassistant_adapter,
 )
 from conduyt_bridge.northbound.homeassistant.discovery import DiscoveryConfig
+from conduyt_bridge.northbound.homie.adapter import HomieOptions, homie_adapter
 from conduyt_bridge.northbound.host import Adapter
+from conduyt_bridge.northbound.sparkplug.adapter import SparkplugOptions, sparkplug_adapter
 from conduyt_bridge.version import __version__
 
 
@@ -25,6 +27,7 @@ def conduyt_options(settings: Settings) -> ConduytOptions:
         base_topic=settings.bridge.base_topic,
         payload_format=settings.mqtt.payload_format,
         health_interval_s=settings.bridge.health_interval_s,
+        bridge_id=settings.bridge.id,
     )
 
 
@@ -38,9 +41,38 @@ def homeassistant_options(settings: Settings) -> HomeAssistantOptions:
             mode=ha.discovery_mode,
             base_topic=settings.bridge.base_topic,
             bridge_id=settings.mqtt.client_id,
+            gateway_id=settings.bridge.id,
             bridge_version=__version__,
             payload_format=settings.mqtt.payload_format,
         ),
+    )
+
+
+def sparkplug_options(settings: Settings) -> SparkplugOptions:
+    """The Sparkplug B edge node's options from `[sparkplug]`, `[bridge]` and `[mqtt]` (its
+    own connection starts a clean session: `session_expiry_s` 0, `docs/sparkplug.md` §1)."""
+    spb = settings.sparkplug
+    return SparkplugOptions(
+        enabled=spb.enabled,
+        group_id=spb.group_id,
+        edge_node_id=spb.edge_node_id,
+        primary_host_id=spb.primary_host_id,
+        base_topic=settings.bridge.base_topic,
+        mqtt=settings.mqtt.model_copy(update={"session_expiry_s": 0}),
+        stats_interval_s=spb.stats_interval_s,
+    )
+
+
+def homie_options(settings: Settings) -> HomieOptions:
+    """The Homie adapter's options from `[homie]`, `[mqtt]` and `[bridge]`."""
+    homie = settings.homie
+    return HomieOptions(
+        mqtt=settings.mqtt,
+        enabled=homie.enabled,
+        prefix=homie.prefix,
+        device_id=homie.device_id,
+        base_topic=settings.bridge.base_topic,
+        bridge_version=__version__,
     )
 
 
@@ -51,7 +83,15 @@ def default_adapters(settings: Settings) -> list[Adapter]:
         conduyt_adapter(conduyt_options(settings)),
         homeassistant_adapter(homeassistant_options(settings)),
         http_adapter(settings),
+        sparkplug_adapter(sparkplug_options(settings)),
+        homie_adapter(homie_options(settings)),
     ]
 
 
-__all__ = ["conduyt_options", "default_adapters", "homeassistant_options"]
+__all__ = [
+    "conduyt_options",
+    "default_adapters",
+    "homeassistant_options",
+    "homie_options",
+    "sparkplug_options",
+]

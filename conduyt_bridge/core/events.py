@@ -4,7 +4,10 @@ A `Board` (`conduyt_bridge.core.board`) emits one event for each thing that happ
 its board; adapters (the Conduyt topic layout, Home Assistant discovery, a test adapter…)
 subscribe and turn them into their own protocol. Events carry no topic strings and no
 payload formats: values are decoded Python values with their `DatastreamDescriptor`, and
-the board is named by its id (`dev`; adapters find the `Board` in their host's `boards`).
+the board is named by its id (`dev`; adapters find the `Board` in their host's `boards`). Events
+are immutable named tuples: two are made per DS_EVENT, and a tuple is the cheapest
+immutable record Python builds (compare them by type first: two kinds with equal fields
+are equal tuples).
 
 Delivery (`docs/architecture.md` §3):
 
@@ -23,8 +26,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -35,8 +37,7 @@ from conduyt_bridge.protocol.values import DatastreamValue
 log = structlog.stdlib.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class BoardOnline:
+class BoardOnline(NamedTuple):
     """The handshake completed: `hello` is the board's HELLO_RESP; `changed` is True when
     another board or firmware now sits on the port (what was known of the old one is
     void)."""
@@ -46,16 +47,14 @@ class BoardOnline:
     changed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class BoardOffline:
+class BoardOffline(NamedTuple):
     """The link was lost (it is being reopened); `reason` in words."""
 
     dev: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class DatastreamUpdated:
+class DatastreamUpdated(NamedTuple):
     """A datastream has a new value: pushed by the board (DS_EVENT) or written through
     the bridge and ACKed. `slug` is its stable name (`conduyt_bridge.core.naming`), `at`
     the wall-clock time in s since the epoch."""
@@ -67,8 +66,7 @@ class DatastreamUpdated:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class PinValue:
+class PinValue(NamedTuple):
     """A pin's value: 0/1 for digital, raw ADC counts for analog (PIN_EVENT, a read, or an
     edge found by the bridge's own polling). `edge` is True for a polled edge (never
     merged with another message)."""
@@ -79,8 +77,7 @@ class PinValue:
     edge: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class PacketReceived:
+class PacketReceived(NamedTuple):
     """Any event packet from the board (DS_EVENT, PIN_EVENT, MOD_EVENT, STREAM_DATA, LOG,
     FATAL, or a reply nobody waited for), after the typed events above were emitted:
     for adapters that mirror raw packets or decode module events."""
@@ -89,8 +86,7 @@ class PacketReceived:
     packet: Packet
 
 
-@dataclass(frozen=True, slots=True)
-class TextPrinted:
+class TextPrinted(NamedTuple):
     """A line of text the sketch printed between frames (`docs/serial-text.md`), already
     rate-limited by the core."""
 

@@ -77,8 +77,8 @@ class AdapterHost(Protocol):
         ...
 
     def on_shutdown(self, hook: Hook) -> None:
-        """Run `hook` at shutdown, after the boards stopped and while the broker link is
-        still up (bounded to 2 s)."""
+        """Run `hook` at shutdown, after the boards stopped and while the broker link and
+        the adapters' jobs are still up (bounded to 2 s)."""
         ...
 
     def route(self, topic: str, handler: MessageHandler) -> None:
@@ -90,7 +90,8 @@ class AdapterHost(Protocol):
         ...
 
     def add_job(self, name: str, job: BackgroundJob) -> None:
-        """Run `job` in the background for the bridge's lifetime."""
+        """Run `job` in the background for the bridge's lifetime: it starts with the boards
+        and is cancelled after the shutdown hooks and the final messages."""
         ...
 
     def add_final_messages(self, provider: Callable[[], list[OutMessage]]) -> None:

@@ -19,10 +19,14 @@ from support.harness import make_settings, pty_board_at, running_bridge, wait_un
 from support.mqtt_client import publish, publish_properties
 from support.recorder import Recorder
 
+from conduyt_bridge.northbound.conduyt.topics import default_bridge_id
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.packet import Packet
 from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.simulator.ptyboard import PtyBoard
+
+BRIDGE_ID = default_bridge_id()
+"""The test bridges' `[bridge] id`: the default, this host's name (`docs/fleet.md` §1)."""
 
 DEV = "thermo"
 
@@ -54,7 +58,7 @@ async def test_state_topics_exact(
 ) -> None:
     p = f"{base_topic}/{DEV}"
     async with Recorder(mqtt_broker, f"{base_topic}/#") as rec, running_bridge(settings_for()):
-        state = await rec.wait_for(f"{base_topic}/bridge/state", payload=b"online")
+        state = await rec.wait_for(f"{base_topic}/bridge/{BRIDGE_ID}/state", payload=b"online")
         assert state.retain is True
         status = await rec.wait_for(f"{p}/status", payload=b"online")
         assert status.retain is True and status.qos == 1
@@ -101,17 +105,20 @@ async def test_state_topics_exact(
         assert 20 <= json.loads(humidity.payload) <= 80
 
         devices = (
-            await rec.wait_for(f"{base_topic}/bridge/devices", predicate=lambda b: b'"online"' in b)
+            await rec.wait_for(
+                f"{base_topic}/bridge/{BRIDGE_ID}/devices", predicate=lambda b: b'"online"' in b
+            )
         ).json()
         assert devices[0]["id"] == DEV and devices[0]["state"] == "online"
         assert devices[0]["pin_count"] == 8 and devices[0]["modules"] == []
         assert devices[0]["datastreams"][0]["topic"] == f"{p}/ds/temperature_celsius"
 
     # Clean shutdown: offline published, retained.
-    filters = (f"{base_topic}/+/status", f"{base_topic}/bridge/state")
+    filters = (f"{base_topic}/+/status", f"{base_topic}/bridge/{BRIDGE_ID}/state")
     async with Recorder(mqtt_broker, *filters) as after:
         assert (await after.wait_for(f"{p}/status")).payload == b"offline"
-        assert (await after.wait_for(f"{base_topic}/bridge/state")).payload == b"offline"
+        state = await after.wait_for(f"{base_topic}/bridge/{BRIDGE_ID}/state")
+        assert state.payload == b"offline"
 
 
 async def test_set_float_and_bool_round_trip(
@@ -437,7 +444,7 @@ async def test_broker_restart_republishes_and_delivers_queued_command(
         assert not bridge.mqtt.connected, "the bridge reconnected before the command was queued"
         async with Recorder(broker, f"{p}/#", f"{base_topic}/bridge/#") as rec:
             await rec.wait_for(f"{p}/ds/setpoint_celsius", payload=b"24.5", timeout=10)
-            await rec.wait_for(f"{base_topic}/bridge/state", payload=b"online")
+            await rec.wait_for(f"{base_topic}/bridge/{BRIDGE_ID}/state", payload=b"online")
             await rec.wait_for(f"{p}/status", payload=b"online")
             await rec.wait_for(f"{p}/meta")
             await asyncio.sleep(0.5)

@@ -13,7 +13,11 @@ from support.harness import spawn_cli
 from support.recorder import Recorder
 
 from conduyt_bridge.app.cli import main
+from conduyt_bridge.northbound.conduyt.topics import default_bridge_id
 from conduyt_bridge.version import __version__
+
+BRIDGE_ID = default_bridge_id()
+"""The test bridges' `[bridge] id`: the default, this host's name (`docs/fleet.md` §1)."""
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -105,7 +109,9 @@ async def test_sigterm_publishes_offline_and_exits_0(
             assert code == 0
             status = await rec.wait_for_after(mark, f"{base_topic}/sim1/status", timeout=5)
             assert status.payload == b"offline" and status.retain is True
-            state = await rec.wait_for_after(mark, f"{base_topic}/bridge/state", timeout=5)
+            state = await rec.wait_for_after(
+                mark, f"{base_topic}/bridge/{BRIDGE_ID}/state", timeout=5
+            )
             assert state.payload == b"offline" and state.retain is True
         _, stderr = await proc.communicate()
         assert b"conduyt-bridge stopped" in stderr

@@ -32,7 +32,7 @@ async def _noop(*_: Any) -> None:
 
 
 async def test_failed_older_publish_is_not_requeued_over_a_newer_one() -> None:
-    conn = MqttConnection(MqttSection(), "t/bridge/state", _noop, _noop)
+    conn = MqttConnection(MqttSection(), "t/bridge/test/state", _noop, _noop)
     client = FlakyClient()
     conn._client = client  # type: ignore[assignment]
     conn._connected.set()
@@ -44,7 +44,7 @@ async def test_failed_older_publish_is_not_requeued_over_a_newer_one() -> None:
 
 
 async def test_failed_publish_without_newer_message_is_requeued() -> None:
-    conn = MqttConnection(MqttSection(), "t/bridge/state", _noop, _noop)
+    conn = MqttConnection(MqttSection(), "t/bridge/test/state", _noop, _noop)
     conn._client = FlakyClient()  # type: ignore[assignment]
     conn._connected.set()
     conn.publish("t/dev/status", b"online", qos=1, retain=True)
@@ -53,7 +53,7 @@ async def test_failed_publish_without_newer_message_is_requeued() -> None:
 
 
 async def test_publishing_while_disconnected_coalesces_per_topic() -> None:
-    conn = MqttConnection(MqttSection(), "t/bridge/state", _noop, _noop)
+    conn = MqttConnection(MqttSection(), "t/bridge/test/state", _noop, _noop)
     for value in (b"1", b"2", b"3"):
         conn.publish("t/dev/ds/x", value)
     conn.publish("t/dev/error", b"e1", coalesce=False)
@@ -70,7 +70,7 @@ async def test_nagle_follows_the_publish_rate(mqtt_broker: Any, base_topic: str)
     from conduyt_bridge.northbound.mqtt import connection as conn_mod
 
     settings = MqttSection(url=mqtt_broker.url, client_id=f"nagle-{base_topic}")
-    conn = MqttConnection(settings, f"{base_topic}/bridge/state", _noop, _noop)
+    conn = MqttConnection(settings, f"{base_topic}/bridge/test/state", _noop, _noop)
     task = asyncio.create_task(conn.run())
     try:
         await conn.wait_connected(5)
@@ -137,7 +137,7 @@ async def test_fetch_retained_reads_more_topics_than_the_inbound_bound(
         await writer.publish(f"{base_topic}/r/done", b"1", qos=1, retain=True)
     expected[f"{base_topic}/r/done"] = b"1"
     settings = MqttSection(url=mqtt_broker.url, client_id=f"sweep-{base_topic}")
-    conn = MqttConnection(settings, f"{base_topic}/bridge/state", _noop, _noop)
+    conn = MqttConnection(settings, f"{base_topic}/bridge/test/state", _noop, _noop)
     try:
         found = await conn.fetch_retained([f"{base_topic}/r/#"], limit_s=20.0)
         assert found == expected

@@ -11,6 +11,11 @@ import sys
 import pytest
 
 from conduyt_bridge.app.demo import find_mosquitto, format_payload
+from conduyt_bridge.northbound.conduyt.topics import default_bridge_id
+
+BRIDGE_ID = default_bridge_id()
+"""The test bridges' `[bridge] id`: the default, this host's name (`docs/fleet.md` §1)."""
+STATE = f"conduyt/bridge/{BRIDGE_ID}/state"
 
 HAS_AMQTT = importlib.util.find_spec("amqtt") is not None
 FEED_HEADER = (
@@ -44,7 +49,7 @@ def assert_live_feed(lines: list[str], seconds: float) -> None:
         re.fullmatch(r"conduyt/thermostat/ds/humidity_percent  \d+(\.\d+)?", x) for x in lines
     )
     # Availability comes and goes in order; the bridge's own state is never blanked.
-    assert lines.index("conduyt/bridge/state  online") < lines.index(
+    assert lines.index(f"{STATE}  online") < lines.index(
         "conduyt/thermostat/status  online"
     )
     assert "conduyt/kitchen/status  online" in lines
@@ -54,10 +59,10 @@ def assert_live_feed(lines: list[str], seconds: float) -> None:
     last = {topic: payload for topic, _, payload in (x.partition("  ") for x in lines)}
     assert last["conduyt/thermostat/status"] == "offline"
     assert last["conduyt/kitchen/status"] == "offline"
-    assert last["conduyt/bridge/state"] == "offline"
+    assert last[STATE] == "offline"
     # The bridge's own state is never blanked (amqtt once handed the discovery sweep
     # retained messages it had not subscribed to, and the sweep cleared them).
-    assert {p for t, _, p in (x.partition("  ") for x in lines) if t == "conduyt/bridge/state"} == {
+    assert {p for t, _, p in (x.partition("  ") for x in lines) if t == STATE} == {
         "online",
         "offline",
     }

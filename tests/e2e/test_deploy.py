@@ -355,8 +355,9 @@ def test_mosquitto_conf() -> None:
 def test_acl_grants_exactly_the_bridge_topics() -> None:
     rules = _acl_rules(ACL.read_text(encoding="utf-8"))
     assert None not in rules, "no rules for anonymous clients"
-    expected = {("readwrite", "conduyt/#"), ("readwrite", "homeassistant/#")}
-    assert rules == {"conduyt-bridge": expected, "homeassistant": expected}
+    ha = {("readwrite", "conduyt/#"), ("readwrite", "homeassistant/#")}
+    bridge = ha | {("readwrite", "homie/#"), ("readwrite", "spBv1.0/#")}
+    assert rules == {"conduyt-bridge": bridge, "homeassistant": ha}
 
 
 @pytest.fixture

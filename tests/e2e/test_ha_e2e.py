@@ -12,9 +12,13 @@ from support.harness import make_settings, running_bridge
 from support.mqtt_client import publish, retained_snapshot
 from support.recorder import Recorder
 
+from conduyt_bridge.northbound.conduyt.topics import default_bridge_id
 from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.simulator.profiles import get_profile
 from conduyt_bridge.simulator.ptyboard import PtyBoard
+
+BRIDGE_ID = default_bridge_id()
+"""The test bridges' `[bridge] id`: the default, this host's name (`docs/fleet.md` §1)."""
 
 
 def ha_settings(broker: Broker, base_topic: str, port: str, **ha: object):  # type: ignore[no-untyped-def]
@@ -55,7 +59,7 @@ async def test_device_discovery_is_valid_and_complete(mqtt_broker: Broker, base_
         assert cmps["ds_heater"]["p"] == "switch"
         assert cmps["ds_humidity_percent"]["device_class"] == "humidity"
         assert [a["topic"] for a in temp["availability"]] == [
-            f"{base_topic}/bridge/state",
+            f"{base_topic}/bridge/{BRIDGE_ID}/state",
             f"{base_topic}/th/status",
         ]
         assert temp["availability_mode"] == "all"

@@ -292,7 +292,7 @@ async def test_inbound_queue_drops_are_counted(mqtt_broker: Broker, base_topic: 
 
     settings = MqttSection(url=mqtt_broker.url, client_id=f"inbound-{base_topic}")
     conn = MqttConnection(
-        settings, f"{base_topic}/bridge/state", on_message, on_connect, inbound_messages=5
+        settings, f"{base_topic}/bridge/test/state", on_message, on_connect, inbound_messages=5
     )
     await conn.subscribe([f"{base_topic}/flood"])
     task = asyncio.create_task(conn.run())

@@ -60,7 +60,7 @@ async def _noop(*_: Any) -> None:
 
 
 def _connected(client: DroppingClient) -> MqttConnection:
-    conn = MqttConnection(MqttSection(), "t/bridge/state", _noop, _noop)
+    conn = MqttConnection(MqttSection(), "t/bridge/test/state", _noop, _noop)
     conn._client = client  # type: ignore[assignment]
     conn._connected.set()
     return conn
@@ -106,7 +106,7 @@ class OneByOneClient:
 
 async def test_failures_in_any_order_are_requeued_in_publish_order() -> None:
     client = OneByOneClient()
-    conn = MqttConnection(MqttSection(), "t/bridge/state", _noop, _noop)
+    conn = MqttConnection(MqttSection(), "t/bridge/test/state", _noop, _noop)
     conn._client = client  # type: ignore[assignment]
     conn._connected.set()
     for i in range(5):
@@ -148,7 +148,7 @@ async def test_link_drop_mid_hand_over_keeps_the_new_config(
     assert broker.process is not None
     config = f"{base_topic}/ha/sensor/n/t/config"
     settings = MqttSection(url=broker.url, client_id=f"order-{base_topic}")
-    conn = MqttConnection(settings, f"{base_topic}/bridge/state", _noop, _noop)
+    conn = MqttConnection(settings, f"{base_topic}/bridge/test/state", _noop, _noop)
     task = asyncio.create_task(conn.run())
     try:
         await conn.wait_connected(5)

@@ -71,7 +71,7 @@ NODE = "conduyt-bridge_greenhouse"
 DEVICE_TOPIC = f"homeassistant/device/{NODE}/config"
 
 BRIDGE_AVAIL = {
-    "topic": "conduyt/bridge/state",
+    "topic": "conduyt/bridge/conduyt-bridge/state",
     "payload_available": "online",
     "payload_not_available": "offline",
 }
@@ -559,7 +559,7 @@ def test_bridge_device_mode() -> None:
                 "unique_id": "conduyt-bridge_bridge_connectivity",
                 "device_class": "connectivity",
                 "entity_category": "diagnostic",
-                "state_topic": "conduyt/bridge/state",
+                "state_topic": "conduyt/bridge/conduyt-bridge/state",
                 "payload_on": "online",
                 "payload_off": "offline",
                 "qos": 1,
@@ -577,7 +577,7 @@ def test_bridge_components_mode() -> None:
     assert message.topic == "homeassistant/binary_sensor/gw_bridge/connectivity/config"
     doc = decode(message)
     assert doc["dev"]["name"] == "Conduyt bridge gw"
-    assert doc["state_topic"] == "conduyt/bridge/state"
+    assert doc["state_topic"] == "conduyt/bridge/conduyt-bridge/state"
     assert "p" not in doc
 
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import pytest
+import structlog
 
 from conduyt_bridge import (
     ConduytCapabilityError,
@@ -30,6 +31,17 @@ from conduyt_bridge.device.session import DeviceSession, SessionState
 from conduyt_bridge.protocol.constants import PacketType, PinMode
 from conduyt_bridge.simulator.board import SimulatedBoard
 from conduyt_bridge.transports import SimTransport
+
+
+@pytest.fixture
+def plain_logging() -> Any:
+    """structlog as a script finds it (not configured), whatever earlier tests in the
+    session configured: the library then logs through stdlib `logging`, which `caplog`
+    reads."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
 
 
 async def wait_until(condition: Any, timeout_s: float = 3.0) -> None:
@@ -152,7 +164,7 @@ async def test_auto_reconnect_switched_off_after_a_reconnect_stops_reconnecting(
 
 
 async def test_disconnect_waits_for_coroutine_callbacks_and_cancelled_ones_are_logged(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, plain_logging: None
 ) -> None:
     log: list[str] = []
 
@@ -312,7 +324,7 @@ async def test_a_failed_replay_is_an_event_of_the_library() -> None:
 
 
 async def test_a_failing_callback_logs_its_traceback_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, plain_logging: None
 ) -> None:
     def broken(reason: ConnectReason) -> None:
         raise RuntimeError("broken callback")

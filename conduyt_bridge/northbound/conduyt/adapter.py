@@ -2,15 +2,21 @@
 
 For every board a `BoardFace` publishes the core's events under `{base}/{dev}/…`; command
 messages on the board's command topics become `Command` jobs for the board's worker; the
-bridge's own topics (`{base}/bridge/devices`, `…/health`, the `offline` states at a clean
-stop) are published here too. At start the retained datastream states are read back from
-the broker to seed the replay of writable retained datastreams (`docs/architecture.md`
-§3, §4).
+bridge's own topics (`{base}/bridge/{bridge_id}/devices`, `…/health`, the `offline` states
+at a clean stop) are published here too. At start the retained datastream states are read
+back from the broker to seed the replay of writable retained datastreams
+(`docs/architecture.md` §3, §4).
+
+A board that another live bridge claims (`refused_boards(host)`, `docs/fleet.md` §2) is
+listed in the inventory with state `refused` and its reason; its topics belong to the
+bridge that runs it, so nothing else of a board is published or routed here before this
+bridge holds its claim (`runs_board(host, dev)`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiomqtt
@@ -27,6 +33,11 @@ from conduyt_bridge.core.events import (
     TextPrinted,
 )
 from conduyt_bridge.errors import ConduytPayloadError, ErrorName, describe_exception
+from conduyt_bridge.northbound.conduyt.claims import (
+    on_refused_changed,
+    refused_boards,
+    runs_board,
+)
 from conduyt_bridge.northbound.conduyt.command import Command, ConduytBoard
 from conduyt_bridge.northbound.conduyt.face import BoardFace
 from conduyt_bridge.northbound.conduyt.handlers import HANDLERS
@@ -72,12 +83,13 @@ def payload_limit(board: Board) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ConduytOptions:
-    """The adapter's settings: `[bridge] base_topic`, `health_interval_s` (s) and
-    `[mqtt] payload_format`."""
+    """The adapter's settings: `[bridge] base_topic`, `id` (the bridge's topics
+    `{base}/bridge/{id}/...`), `health_interval_s` (s) and `[mqtt] payload_format`."""
 
     base_topic: str = "conduyt"
     payload_format: PayloadFormat = "plain"
     health_interval_s: float = 30.0
+    bridge_id: str = "conduyt-bridge"
 
 
 class ConduytAdapter:
@@ -86,7 +98,7 @@ class ConduytAdapter:
     def __init__(self, host: AdapterHost, options: ConduytOptions) -> None:
         self.host = host
         self.options = options
-        self.topics = BridgeTopics(options.base_topic)
+        self.topics = BridgeTopics(options.base_topic, options.bridge_id)
         self.boards: dict[str, ConduytBoard] = {}
         for dev, board in host.boards.items():
             face = BoardFace(
@@ -107,8 +119,14 @@ class ConduytAdapter:
         host.add_router(self.route_command)
         host.add_job("health", self.health_loop)
         host.add_final_messages(self.final_messages)
+        on_refused_changed(host, self.on_claims_changed)
 
     # ---- events ---------------------------------------------------------------------------
+
+    @property
+    def refused(self) -> Mapping[str, str]:
+        """Boards another live bridge runs: id → reason (`docs/fleet.md` §2)."""
+        return refused_boards(self.host)
 
     def on_event(self, event: BoardEvent) -> None:
         """Publish one board event (the hot path: one call per DS_EVENT)."""
@@ -131,14 +149,15 @@ class ConduytAdapter:
                 face.changed()
             self.publish_inventory()
         elif isinstance(event, BoardOffline):
-            face.offline()
+            if runs_board(self.host, event.dev):  # given up: the owner's status stands
+                face.offline()
             self.publish_inventory()
 
     def announce(self, event: BoardEvent) -> None:
         """`BoardOnline`, after every other listener: republish the board's retained
         topics (`docs/topics.md` §2)."""
         ctx = self.boards.get(event.dev)
-        if ctx is not None:
+        if ctx is not None and runs_board(self.host, event.dev):
             ctx.face.publish_state()
 
     # ---- broker side ------------------------------------------------------------------------
@@ -150,8 +169,9 @@ class ConduytAdapter:
         for ctx in self.boards.values():
             filters += ctx.face.topics.command_filters()
         await self.host.mqtt.subscribe(filters, resend_retained=True)
-        for ctx in self.boards.values():
-            ctx.face.publish_state()
+        for dev, ctx in self.boards.items():
+            if runs_board(self.host, dev):
+                ctx.face.publish_state()
         self.publish_inventory()
         self.host.mqtt.publish(self.topics.health, dumps(self.host.health()), qos=0)
 
@@ -186,6 +206,10 @@ class ConduytAdapter:
         if ctx is None:
             log.debug("command for an unknown board", topic=topic)
             return True
+        if parsed.dev in self.refused:
+            # The bridge that holds the board's claim answers it (`docs/fleet.md` §2).
+            log.debug("command for a board another bridge runs", topic=topic)
+            return True
         payload = message.payload
         data = payload if isinstance(payload, bytes) else str(payload or "").encode()
         props = message.properties
@@ -215,22 +239,38 @@ class ConduytAdapter:
         ctx.board.submit(command)
         return True
 
+    def on_claims_changed(self) -> None:
+        """The claims were decided, or a board was refused or taken over: publish the
+        retained topics of the boards this bridge runs now, and the inventory."""
+        if not self.host.mqtt.connected:
+            return  # the next connect publishes them
+        for dev, ctx in self.boards.items():
+            if runs_board(self.host, dev):
+                ctx.face.publish_state()
+        self.publish_inventory()
+
     def publish_inventory(self) -> None:
-        """Publish the retained `{base}/bridge/devices` inventory."""
-        inventory = [ctx.face.inventory_entry() for ctx in self.boards.values()]
+        """Publish the retained `{base}/bridge/{id}/devices` inventory: a JSON list, one
+        entry per configured board (a refused one with state `refused` and `reason`)."""
+        refused = self.refused
+        inventory = [
+            ctx.face.inventory_entry(refused.get(dev)) for dev, ctx in self.boards.items()
+        ]
         self.host.mqtt.publish(self.topics.devices, dumps(inventory), qos=1, retain=True)
 
     async def health_loop(self) -> None:
-        """Publish `{base}/bridge/health` every `health_interval_s`."""
+        """Publish `{base}/bridge/{id}/health` every `health_interval_s` (s)."""
         while True:
             self.host.mqtt.publish(self.topics.health, dumps(self.host.health()), qos=0)
             await asyncio.sleep(self.options.health_interval_s)
 
     def final_messages(self) -> list[OutMessage]:
-        """`offline` on every board's status and on the bridge's state (retained)."""
+        """`offline` on the status of every board this bridge runs and on the bridge's
+        state (retained); a refused board's status belongs to its owner."""
         final = [
             OutMessage(ctx.face.topics.status, b"offline", 1, True)
-            for ctx in self.boards.values()
+            for dev, ctx in self.boards.items()
+            if runs_board(self.host, dev)
         ]
         final.append(OutMessage(self.topics.state, b"offline", 1, True))
         return final

@@ -174,14 +174,16 @@ class BoardFace:
             info["set_topic"] = self.topics.ds_set(slug)
         return info
 
-    def inventory_entry(self) -> dict[str, Any]:
-        """This board's entry in `{base}/bridge/devices`."""
+    def inventory_entry(self, refused: str | None = None) -> dict[str, Any]:
+        """This board's entry in `{base}/bridge/{bridge_id}/devices`; `refused`: why
+        another bridge runs it (state `refused`, the sentence in `reason`,
+        `docs/fleet.md` §2)."""
         board = self.board
         hello = board.hello
-        return {
+        entry: dict[str, Any] = {
             "id": self.dev,
             "port": board.config.port,
-            "state": board.state,
+            "state": "refused" if refused is not None else board.state,
             "firmware": (
                 {"name": hello.firmware_name, "version": hello.version_string} if hello else None
             ),
@@ -193,6 +195,9 @@ class BoardFace:
             "pin_count": hello.pin_count if hello else 0,
             "read_only": board.config.read_only,
         }
+        if refused is not None:
+            entry["reason"] = refused
+        return entry
 
     # ---- command outcomes ---------------------------------------------------------------------
 

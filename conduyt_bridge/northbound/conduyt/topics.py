@@ -1,11 +1,14 @@
 """MQTT topic names of the Conduyt layout (pure), per `docs/topics.md`.
 
-`{base}/{dev}/...` for boards, `{base}/bridge/...` for the bridge itself. Datastream slugs
-and module names come from `conduyt_bridge.core.naming`.
+`{base}/{dev}/...` for boards, `{base}/bridge/{bridge_id}/...` for each bridge of a fleet
+(`docs/fleet.md` §1). Datastream slugs and module names come from
+`conduyt_bridge.core.naming`.
 """
 
 from __future__ import annotations
 
+import re
+import socket
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -17,31 +20,117 @@ from conduyt_bridge.core.naming import (
     slug_part,
 )
 
+BRIDGE_SEGMENT = "bridge"
+"""The topic level below the base that holds the bridges' own topics; no board may be
+called this (`{base}/bridge/...`)."""
+
+RESERVED_BRIDGE_IDS = frozenset({"owned"})
+"""Bridge ids that are taken: `{base}/bridge/owned/{client_id}` holds the Home Assistant
+ownership records (`docs/fleet.md` §1), so a bridge called `owned` would share them."""
+
+_BRIDGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_BRIDGE_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def bridge_id_problem(bridge_id: str) -> str | None:
+    """Why `bridge_id` cannot be a bridge id, or None when it can: 1 to 64 characters of
+    `[A-Za-z0-9_-]`, starting with a letter or digit (one topic level, no wildcard, the
+    same rule as device ids), and not a reserved id (`RESERVED_BRIDGE_IDS`)."""
+    if not bridge_id:
+        return "bridge id must not be empty"
+    if not _BRIDGE_ID.match(bridge_id):
+        return (
+            f"bridge id {bridge_id!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if bridge_id in RESERVED_BRIDGE_IDS:
+        return f"bridge id {bridge_id!r} is reserved ({{base}}/bridge/owned/ holds HA records)"
+    return None
+
+
+def topic_safe_id(text: str) -> str:
+    """`text` made a valid bridge id: every character outside `[A-Za-z0-9_-]` becomes `-`,
+    leading `-`/`_` are dropped, 64 characters at most; `conduyt-bridge` when nothing is
+    left, `{text}-bridge` for a reserved id."""
+    clean = _BRIDGE_ID_BAD.sub("-", text).lstrip("-_")[:64].rstrip("-_")
+    if not clean:
+        return "conduyt-bridge"
+    if clean in RESERVED_BRIDGE_IDS:
+        return f"{clean}-bridge"
+    return clean
+
+
+def default_bridge_id() -> str:
+    """The default `[bridge] id`: this machine's host name made topic-safe
+    (`socket.gethostname()`, e.g. `pi4.local` → `pi4-local`)."""
+    return topic_safe_id(socket.gethostname())
+
 
 @dataclass(frozen=True, slots=True)
 class BridgeTopics:
-    """Topics of the bridge itself under `{base}/bridge/`."""
+    """Topics of one bridge, `{base}/bridge/{bridge_id}/...` (`docs/fleet.md` §1)."""
 
     base: str
+    bridge_id: str
+
+    @property
+    def prefix(self) -> str:
+        """`{base}/bridge/{bridge_id}`."""
+        return f"{self.base}/{BRIDGE_SEGMENT}/{self.bridge_id}"
 
     @property
     def state(self) -> str:
         """`online`/`offline` retained; `offline` is the MQTT Will."""
-        return f"{self.base}/bridge/state"
+        return f"{self.prefix}/state"
 
     @property
     def devices(self) -> str:
-        """Retained JSON inventory of boards."""
-        return f"{self.base}/bridge/devices"
+        """Retained JSON inventory of this bridge's boards."""
+        return f"{self.prefix}/devices"
 
     @property
     def health(self) -> str:
         """Periodic JSON health report."""
-        return f"{self.base}/bridge/health"
+        return f"{self.prefix}/health"
 
     def device(self, dev: str) -> DeviceTopics:
         """Topics of board `dev`."""
         return DeviceTopics(self.base, dev)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTopics:
+    """Filters that see every bridge of a fleet under one base topic (`docs/fleet.md` §3).
+
+    A filter's `+` also matches `owned` (the HA ownership records,
+    `{base}/bridge/owned/{client_id}`): `bridge_of` skips it.
+    """
+
+    base: str
+
+    @property
+    def states(self) -> str:
+        """`{base}/bridge/+/state`."""
+        return f"{self.base}/{BRIDGE_SEGMENT}/+/state"
+
+    @property
+    def devices(self) -> str:
+        """`{base}/bridge/+/devices`: every bridge's inventory."""
+        return f"{self.base}/{BRIDGE_SEGMENT}/+/devices"
+
+    @property
+    def health(self) -> str:
+        """`{base}/bridge/+/health`."""
+        return f"{self.base}/{BRIDGE_SEGMENT}/+/health"
+
+    def bridge_of(self, topic: str, leaf: str) -> str | None:
+        """The bridge id in `{base}/bridge/{id}/{leaf}`, or None for any other topic (a
+        reserved id such as `owned` included)."""
+        head = f"{self.base}/{BRIDGE_SEGMENT}/"
+        if not topic.startswith(head) or not topic.endswith("/" + leaf):
+            return None
+        bridge_id = topic[len(head) : -len(leaf) - 1]
+        return bridge_id if bridge_id_problem(bridge_id) is None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +160,11 @@ class DeviceTopics:
     @property
     def error(self) -> str:
         return f"{self.prefix}/error"
+
+    @property
+    def owner(self) -> str:
+        """Retained claim: which bridge runs this board (`docs/fleet.md` §2)."""
+        return f"{self.prefix}/owner"
 
     @property
     def log(self) -> str:
@@ -161,7 +255,8 @@ def parse_command_topic(base: str, topic: str) -> CommandTopic | None:
     if not topic.startswith(base + "/"):
         return None
     parts = topic[len(base) + 1 :].split("/")
-    if len(parts) < 2 or not parts[0] or parts[0] == "bridge":
+    # `{base}/bridge/{bridge_id}/...` are the bridges' own topics, never a board's.
+    if len(parts) < 2 or not parts[0] or parts[0] == BRIDGE_SEGMENT:
         return None
     dev, rest = parts[0], parts[1:]
     match rest:
@@ -185,14 +280,20 @@ def parse_command_topic(base: str, topic: str) -> CommandTopic | None:
 
 
 __all__ = [
+    "BRIDGE_SEGMENT",
+    "RESERVED_BRIDGE_IDS",
     "BridgeTopics",
     "CommandKind",
     "CommandTopic",
     "DeviceTopics",
+    "FleetTopics",
+    "bridge_id_problem",
     "datastream_slug",
     "datastream_slugs",
+    "default_bridge_id",
     "find_module",
     "module_slugs",
     "parse_command_topic",
     "slug_part",
+    "topic_safe_id",
 ]

@@ -16,7 +16,10 @@ replace and remove them).
 - with discovery disabled: a sweep that removes everything this bridge published before;
 - on the first connect: the ownership record (`northbound.homeassistant.ownership`): what
   earlier runs of this bridge owned and this run does not (a board removed from the config,
-  a former `client_id`, another discovery prefix) is cleared, then this run's record is published.
+  a former `client_id`, another discovery prefix) is cleared, then this run's record is published;
+- a board another live bridge claims (`docs/fleet.md` §2, §4): its node's configs left by
+  this bridge are removed (the owner announces the board under its own node), and it is
+  announced again once this bridge takes it over.
 
 See `docs/home-assistant.md` for the message sequences.
 """
@@ -34,6 +37,7 @@ import structlog
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.core.events import BoardEvent, BoardOnline
 from conduyt_bridge.errors import describe_exception
+from conduyt_bridge.northbound.conduyt.claims import on_refused_changed, refused_boards
 from conduyt_bridge.northbound.homeassistant.discovery import (
     BoardDiscovery,
     DatastreamHints,
@@ -87,6 +91,8 @@ class Discovery:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reconciled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._swept: set[str] = set()
+        """Refused boards whose node configs were removed (again after a takeover)."""
 
     def install(self) -> None:
         """Register on the host: connect and shutdown hooks, HA's status topic, and the
@@ -97,6 +103,23 @@ class Discovery:
             return
         self.host.route(status_topic(self.cfg), self.on_ha_status)
         self.host.bus.subscribe(self.on_event, kinds=(BoardOnline,))
+        on_refused_changed(self.host, self._on_refused_changed)
+
+    def _on_refused_changed(self) -> None:
+        """Forget refused boards and remove their nodes (`docs/fleet.md` §4)."""
+        if self.host.mqtt.connected:
+            self._sweep_refused()
+
+    def _sweep_refused(self) -> None:
+        refused = refused_boards(self.host)
+        self._swept &= set(refused)
+        for dev in refused:
+            self.published.pop(dev, None)
+            self._announced.discard(dev)
+            self._unannounced.pop(dev, None)
+            if dev not in self._swept:
+                self._swept.add(dev)
+                self._spawn(self.sweep([board_node_id(self.cfg, dev)], keep=set()))
 
     async def on_event(self, event: BoardEvent) -> None:
         """`BoardOnline`: publish (or replace) the board's discovery configs."""
@@ -117,6 +140,7 @@ class Discovery:
             self._spawn(self.sweep(nodes, keep=set()))
             return
         await self.host.mqtt.subscribe([status_topic(self.cfg)])
+        self._sweep_refused()
         self.publish_all()
         if "bridge" not in self._announced:
             self._spawn(

@@ -66,6 +66,7 @@ from conduyt_bridge.northbound.homeassistant.model import (
     board_identifiers,
     board_node_id,
     bridge_identifier,
+    bridge_identifiers,
     bridge_node_id,
     encode_payload,
     node_config_filters,
@@ -95,6 +96,7 @@ __all__ = [
     "board_messages",
     "board_node_id",
     "bridge_identifier",
+    "bridge_identifiers",
     "bridge_messages",
     "bridge_node_id",
     "classify_unit",
@@ -133,7 +135,7 @@ def _messages(
 
 def bridge_messages(cfg: DiscoveryConfig) -> list[DiscoveryMessage]:
     """Discovery of the bridge as its own HA device, with a diagnostic connectivity
-    binary_sensor on `{base}/bridge/state` (`online`/`offline`, the Will)."""
+    binary_sensor on `{base}/bridge/{gateway_id}/state` (`online`/`offline`, the Will)."""
     return _messages(cfg, bridge_node_id(cfg), bridge_device(cfg), [bridge_entity(cfg)])
 
 
@@ -143,7 +145,8 @@ def board_messages(cfg: DiscoveryConfig, board: BoardDiscovery) -> list[Discover
 
     Entities: a diagnostic connectivity binary_sensor on `{base}/{dev}/status`, then one
     per datastream with a defined type (see the module docstring for the mapping).
-    Datastream entities are available while bridge and board both say `online`.
+    Datastream entities are available while the board's own bridge
+    (`{base}/bridge/{gateway_id}/state`) and the board both say `online`.
     """
     return _messages(
         cfg, board_node_id(cfg, board.dev), board_device(cfg, board), board_entities(cfg, board)

@@ -23,6 +23,7 @@ from conduyt_bridge.northbound.homeassistant.model import (
     board_identifiers,
     board_node_id,
     bridge_identifier,
+    bridge_identifiers,
     bridge_node_id,
     sanitize_id,
 )
@@ -107,7 +108,7 @@ def _datastream_entity(
     ds_type = ds.known_type
     if ds_type is None:
         return None  # an undefined type code: no value the bridge could publish
-    topics = BridgeTopics(cfg.base_topic)
+    topics = BridgeTopics(cfg.base_topic, cfg.gateway_id)
     dev_topics = topics.device(board.dev)
     hints = board.hints.get(ds.name, DatastreamHints())
     writable = ds.writable and not board.read_only
@@ -189,7 +190,7 @@ def _number_range(ds: DatastreamDescriptor) -> dict[str, Any]:
 
 
 def _board_status_entity(cfg: DiscoveryConfig, dev: str) -> Entity:
-    topics = BridgeTopics(cfg.base_topic)
+    topics = BridgeTopics(cfg.base_topic, cfg.gateway_id)
     conf: dict[str, Any] = {
         "name": "Connectivity",
         "unique_id": f"{board_node_id(cfg, dev)}_status",
@@ -238,10 +239,14 @@ def board_device(cfg: DiscoveryConfig, board: BoardDiscovery) -> dict[str, Any]:
 
 
 def bridge_device(cfg: DiscoveryConfig) -> dict[str, Any]:
+    """The bridge's HA device: identifiers with the client id and the bridge id, named
+    `Conduyt bridge {bridge id}` (`Conduyt bridge {client id}` when the bridge id is the
+    default `conduyt-bridge`, `Conduyt bridge` when both are; `docs/fleet.md` §4)."""
     default = DiscoveryConfig.bridge_id
-    name = "Conduyt bridge" if cfg.bridge_id == default else f"Conduyt bridge {cfg.bridge_id}"
+    label = cfg.gateway_id if cfg.gateway_id != default else cfg.bridge_id
+    name = "Conduyt bridge" if label == default else f"Conduyt bridge {label}"
     return {
-        "identifiers": [bridge_identifier(cfg)],
+        "identifiers": bridge_identifiers(cfg),
         "name": name,
         "manufacturer": "Conduyt",
         "model": "conduyt-bridge",
@@ -255,7 +260,7 @@ def bridge_entity(cfg: DiscoveryConfig) -> Entity:
         "unique_id": f"{bridge_node_id(cfg)}_connectivity",
         "device_class": "connectivity",
         "entity_category": "diagnostic",
-        "state_topic": BridgeTopics(cfg.base_topic).state,
+        "state_topic": BridgeTopics(cfg.base_topic, cfg.gateway_id).state,
         "payload_on": ONLINE,
         "payload_off": OFFLINE,
         "qos": 1,

@@ -30,6 +30,7 @@ __all__ = [
     "board_identifiers",
     "board_node_id",
     "bridge_identifier",
+    "bridge_identifiers",
     "bridge_node_id",
     "encode_payload",
     "node_config_filters",
@@ -51,13 +52,18 @@ class DiscoveryConfig:
     """How and where discovery is published.
 
     `bridge_id` is the MQTT client id: it is unique per bridge instance, so it prefixes
-    every node and unique id and two bridges on one broker never collide.
+    every node and unique id and two bridges on one broker never collide (kept as the
+    prefix so node ids, and HA's entity ids, stay what they were before fleets).
+    `gateway_id` is `[bridge] id`: the bridge's topics `{base}/bridge/{gateway_id}/...`
+    (the availability of its boards) and part of its HA device's identifiers and name
+    (`docs/fleet.md` §4).
     """
 
     prefix: str = "homeassistant"
     mode: DiscoveryMode = "device"
     base_topic: str = "conduyt"
     bridge_id: str = "conduyt-bridge"
+    gateway_id: str = "conduyt-bridge"
     bridge_version: str = __version__
     payload_format: PayloadFormat = "plain"
     support_url: str = "https://github.com/conduyt/conduyt-bridge"
@@ -127,6 +133,16 @@ def board_node_id(cfg: DiscoveryConfig, dev: str) -> str:
 def bridge_identifier(cfg: DiscoveryConfig) -> str:
     """The bridge device's HA identifier (what boards name in `via_device`)."""
     return f"conduyt_bridge_{cfg.bridge_id}"
+
+
+def bridge_identifiers(cfg: DiscoveryConfig) -> list[str]:
+    """Every HA identifier of the bridge device: `bridge_identifier`, and, when the
+    bridge id differs from the client id, that one with `_{gateway_id}` (the bridge id
+    in the identifiers without changing the one HA already knows, `docs/fleet.md` §4)."""
+    first = bridge_identifier(cfg)
+    if cfg.gateway_id == cfg.bridge_id:
+        return [first]
+    return [first, f"{first}_{cfg.gateway_id}"]
 
 
 def board_identifiers(cfg: DiscoveryConfig, dev: str, mcu_id_hex: str = "") -> list[str]:

@@ -14,6 +14,11 @@ hash, so two ids never share a record, see `record_topic`):
 * `nodes`: HA discovery node ids; each owns `{prefix}/device/{node}/config` and
   `{prefix}/+/{node}/+/config` (both discovery modes). Empty while discovery is off.
 
+The records stay under `{base}/bridge/owned/`, beside the bridges' own topics
+`{base}/bridge/{bridge_id}/...`: the bridge id `owned` is refused by the configuration
+(`conduyt_bridge.northbound.conduyt.topics.RESERVED_BRIDGE_IDS`), so the two never meet,
+and fleet filters such as `{base}/bridge/+/devices` skip the `owned` level.
+
 On start the bridge reads every record under `{base}/bridge/owned/+` and `plan_cleanup`
 decides what to clear. It is deliberately conservative: only records of this bridge's
 previous runs count (its own record, or the record of a former `client_id` on the same
@@ -69,16 +74,15 @@ class OwnershipRecord:
 
     def encode(self) -> bytes:
         """The retained JSON payload."""
-        return dumps(
-            {
-                "v": RECORD_VERSION,
-                "client_id": self.client_id,
-                "host": self.host,
-                "prefix": self.prefix,
-                "boards": dict(self.boards),
-                "nodes": list(self.nodes),
-            }
-        )
+        doc: dict[str, Any] = {
+            "v": RECORD_VERSION,
+            "client_id": self.client_id,
+            "host": self.host,
+            "prefix": self.prefix,
+            "boards": dict(self.boards),
+            "nodes": list(self.nodes),
+        }
+        return dumps(doc)
 
 
 def decode_record(payload: bytes) -> OwnershipRecord | None:

@@ -86,8 +86,9 @@ def build_client(
 ) -> aiomqtt.Client:
     """An aiomqtt client for the broker of `settings`, with its credentials and TLS.
 
-    `persistent`: a long-lived client with `will` and a persistent session; otherwise a
-    throwaway helper connection without Will or session.
+    `persistent`: a long-lived client with `will` and a persistent session (a clean one
+    when `session_expiry_s` is 0); otherwise a throwaway helper connection without Will or
+    session.
     `identifier` replaces the configured client id; `queue_type` is the incoming queue
     (`conduyt_bridge.northbound.mqtt.inbound.inbound_queue_type`); `timeout_s` bounds each
     call such as a QoS 1 publish.
@@ -97,6 +98,11 @@ def build_client(
     kwargs: dict[str, Any] = {}
     if not persistent:
         kwargs["protocol"] = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
+    elif s.session_expiry_s == 0:
+        # No session to keep: start clean (MQTT 5 Clean Start, no expiry; 3.1.1 Clean
+        # Session), as a Sparkplug edge node must (`docs/sparkplug.md` §1).
+        version = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
+        kwargs.update(protocol=version, **{"clean_start" if v5 else "clean_session": True})
     elif v5:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = s.session_expiry_s

@@ -1,0 +1,383 @@
+"""Claims on device ids: one bridge of a fleet runs a board (`docs/fleet.md` §2).
+
+Every bridge that runs board `dev` keeps a retained claim on `{base}/{dev}/owner`:
+
+```json
+{"bridge": "pi4", "session": "3f2a…", "since": 1718000000.25}
+```
+
+`bridge` is the owner's `[bridge] id`, `session` is random per run, `since` is when the
+run claimed it (s since the epoch). A single MQTT Will carries one message, so a claim is
+*released* when its owner's `{base}/bridge/{owner}/state` says `offline` (its Will, or a
+clean stop) or says nothing at all; a claim of a live bridge is *held*.
+
+`ClaimKeeper` decides for one bridge: at start, from the retained claims and states read
+once (`start`), which boards it may run; afterwards, from the live messages on
+`{base}/bridge/+/state` and `{base}/{dev}/owner` (`on_message`), when to take over a board
+whose owner went offline and when to give one up (two live bridges that claimed one board
+at the same moment: the older claim wins, ties go to the smaller bridge id, so both sides
+agree). A refused board's session is not started; the keeper reports it (warning log,
+`refused` reasons for the inventory and health, an error report on `{base}/{dev}/error`).
+
+A dead bridge cannot say `offline` for its boards (its Will is its own state), so every
+live bridge that sees another bridge's state turn from `online` to `offline` publishes
+`offline` (retained) on the `{base}/{dev}/status` of the boards that bridge's inventory
+`{base}/bridge/{id}/devices` listed as run by it (`docs/fleet.md` §3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import aiomqtt
+import structlog
+
+from conduyt_bridge.errors import ConduytForbiddenError, ErrorName, describe_exception
+from conduyt_bridge.northbound.conduyt.payloads import dumps, error_report
+from conduyt_bridge.northbound.conduyt.topics import (
+    BRIDGE_SEGMENT,
+    BridgeTopics,
+    FleetTopics,
+    bridge_id_problem,
+)
+from conduyt_bridge.northbound.mqtt.connection import MqttConnection
+
+log = structlog.stdlib.get_logger(__name__)
+
+ONLINE = b"online"
+
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+"""A device id as the configuration allows it (`conduyt_bridge.app.config_devices`)."""
+
+BoardSwitch = Callable[[str], Awaitable[None]]
+"""Starts or stops the session of one board (the composition root's side)."""
+
+
+@runtime_checkable
+class FleetHost(Protocol):
+    """What an adapter may ask a host that keeps claims (`conduyt_bridge.app.daemon.Bridge`):
+    the boards it does not run because another live bridge claims them."""
+
+    @property
+    def refused(self) -> Mapping[str, str]:
+        """Board id → why this bridge does not run it (a sentence naming the owner)."""
+        ...
+
+    def on_refused_changed(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (it must not block) once the claims are decided at start and
+        whenever `refused` changed."""
+        ...
+
+    def runs(self, dev: str) -> bool:
+        """True once this bridge holds board `dev`'s claim (False before the claims are
+        decided at start, and for a refused board): only then are its topics ours."""
+        ...
+
+
+def refused_boards(host: object) -> Mapping[str, str]:
+    """`host.refused` for a host that keeps claims, else nothing refused."""
+    return host.refused if isinstance(host, FleetHost) else {}
+
+
+def runs_board(host: object, dev: str) -> bool:
+    """`host.runs(dev)` for a host that keeps claims, else True."""
+    return host.runs(dev) if isinstance(host, FleetHost) else True
+
+
+def on_refused_changed(host: object, listener: Callable[[], None]) -> None:
+    """Register `listener` on a host that keeps claims; nothing on any other host."""
+    if isinstance(host, FleetHost):
+        host.on_refused_changed(listener)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One retained claim (see the module docstring)."""
+
+    bridge: str
+    session: str
+    since: float
+
+    def encode(self) -> bytes:
+        """The retained JSON payload."""
+        return dumps({"bridge": self.bridge, "session": self.session, "since": self.since})
+
+    def beats(self, other: Claim) -> bool:
+        """True when this claim wins against `other` (both owners live): the older claim,
+        and on a tie the smaller bridge id, then the smaller session."""
+        return (self.since, self.bridge, self.session) < (other.since, other.bridge, other.session)
+
+
+def decode_claim(payload: bytes) -> Claim | None:
+    """The claim in `payload`, or None when it is empty or not a well-formed claim (a
+    malformed claim is treated as no claim: any client may publish there)."""
+    try:
+        doc: Any = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    bridge, session, since = doc.get("bridge"), doc.get("session"), doc.get("since")
+    if not isinstance(bridge, str) or bridge_id_problem(bridge) is not None:
+        return None
+    if not isinstance(session, str) or isinstance(since, bool):
+        return None
+    if not isinstance(since, int | float):
+        return None
+    return Claim(bridge, session, float(since))
+
+
+def _running_boards(payload: bytes) -> list[str]:
+    """The ids of the boards an inventory (`{base}/bridge/{id}/devices`) lists as run by
+    its bridge: every entry whose state is not `refused`; nothing for a malformed one."""
+    try:
+        doc: Any = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    if not isinstance(doc, list):
+        return []
+    return [
+        e["id"]
+        for e in doc
+        if isinstance(e, dict)
+        and isinstance(e.get("id"), str)
+        and _DEVICE_ID.match(e["id"]) is not None
+        and e["id"] != BRIDGE_SEGMENT
+        and e.get("state") != "refused"
+    ]
+
+
+def refusal_reason(dev: str, owner: str) -> str:
+    """The sentence a refused board is reported with."""
+    return (
+        f"device id '{dev}' is claimed by bridge '{owner}', which is online: this bridge "
+        f"does not run it (give one of the two boards another id, or stop '{owner}')"
+    )
+
+
+class ClaimKeeper:
+    """Claims of one bridge on its configured boards (see the module docstring).
+
+    `start_board`/`stop_board` are called (awaited) when a refused board is taken over and
+    when a running board is given up; `start` does not call them: it returns the boards
+    to start.
+    """
+
+    def __init__(
+        self,
+        topics: BridgeTopics,
+        boards: Iterable[str],
+        mqtt: MqttConnection,
+        start_board: BoardSwitch,
+        stop_board: BoardSwitch,
+    ) -> None:
+        self.topics = topics
+        self.fleet = FleetTopics(topics.base)
+        self.boards = list(boards)
+        self.mqtt = mqtt
+        self._start_board = start_board
+        self._stop_board = stop_board
+        self.own = Claim(topics.bridge_id, uuid.uuid4().hex, 0.0)
+        self.held: set[str] = set()
+        """Boards this bridge runs (its claim is published)."""
+        self.refused: dict[str, str] = {}
+        """Board id → reason, for boards a live bridge holds."""
+        self.owners: dict[str, str] = {}
+        """Board id → the bridge whose claim refused it."""
+        self.states: dict[str, bytes] = {}
+        """Bridge id → its last `{base}/bridge/{id}/state` payload."""
+        self.inventories: dict[str, list[str]] = {}
+        """Bridge id → the boards its inventory says it runs (not `refused`)."""
+        self._by_owner_topic = {topics.device(dev).owner: dev for dev in self.boards}
+        self._started = False
+        self.listeners: list[Callable[[], None]] = []
+        """Called whenever `refused` changed (`FleetHost.on_refused_changed`)."""
+
+    # ---- start ----------------------------------------------------------------------------
+
+    async def start(self) -> list[str]:
+        """Read the retained claims and bridge states once and decide; publish this run's
+        claims. Returns the boards to start, in configuration order. When the broker
+        cannot be read every board starts, and the live messages settle any conflict."""
+        self.own = Claim(self.topics.bridge_id, self.own.session, round(time.time(), 3))
+        found: dict[str, bytes] = {}
+        if self.boards and self.mqtt.connected:
+            try:
+                found = await self.mqtt.fetch_retained(
+                    [self.fleet.states, *self._by_owner_topic]
+                )
+            except aiomqtt.MqttError as exc:
+                log.info("board claims not read", error=describe_exception(exc))
+        for topic, payload in found.items():
+            bridge = self.fleet.bridge_of(topic, "state")
+            if bridge is not None:
+                self.states[bridge] = payload
+        granted: list[str] = []
+        for dev in self.boards:
+            claim = decode_claim(found.get(self.topics.device(dev).owner, b""))
+            if claim is not None and claim.bridge != self.own.bridge and self._live(claim.bridge):
+                self._refuse(dev, claim.bridge)
+            else:
+                self._hold(dev)
+                granted.append(dev)
+        self._started = True
+        self._changed()
+        return granted
+
+    def filters(self) -> list[str]:
+        """What to subscribe to: every bridge's inventory and state, then this bridge's
+        boards' claims (states first, so an owner's state is known when its claim
+        arrives)."""
+        return [self.fleet.devices, self.fleet.states, *self._by_owner_topic]
+
+    async def on_connect(self) -> None:
+        """Subscribe, and publish the claims held again (a broker without persistence may
+        have lost them)."""
+        for dev in self.held:
+            self._publish_claim(dev)
+        await self.mqtt.subscribe(self.filters())
+
+    # ---- live messages ----------------------------------------------------------------------
+
+    def handles(self, topic: str) -> bool:
+        """True for the topics `on_message` takes."""
+        if topic in self._by_owner_topic:
+            return True
+        return any(self.fleet.bridge_of(topic, leaf) is not None for leaf in ("state", "devices"))
+
+    async def on_message(self, topic: str, payload: bytes) -> None:
+        """A bridge's state or a claim on one of this bridge's boards."""
+        dev = self._by_owner_topic.get(topic)
+        if dev is not None:
+            await self._on_claim(dev, decode_claim(payload))
+            return
+        inventory_of = self.fleet.bridge_of(topic, "devices")
+        if inventory_of is not None:
+            if inventory_of != self.own.bridge:
+                self.inventories[inventory_of] = _running_boards(payload)
+            return
+        bridge = self.fleet.bridge_of(topic, "state")
+        if bridge is None or bridge == self.own.bridge:
+            return
+        was_live = self._live(bridge)
+        self.states[bridge] = payload
+        if self._live(bridge):
+            return
+        if was_live:
+            self._mark_offline(bridge)
+        for dev, owner in list(self.owners.items()):
+            if owner == bridge and dev in self.refused:
+                log.warning(
+                    "board's owner went offline: taking the board over", device=dev, owner=bridge
+                )
+                self._hold(dev)
+                await self._start_board(dev)
+
+    async def _on_claim(self, dev: str, claim: Claim | None) -> None:
+        if not self._started:
+            return  # `start` reads the claims itself and decides
+        own = self.own
+        if dev in self.held:
+            if claim is None or claim == own:
+                if claim is None:
+                    self._publish_claim(dev)  # someone emptied it: it is still ours
+                return
+            if claim.bridge == own.bridge:
+                if claim.since <= own.since:
+                    self._publish_claim(dev)  # an earlier run's claim, delivered late
+                else:
+                    log.error(
+                        "another process runs with this bridge id: give each its own "
+                        "[bridge] id",
+                        bridge=own.bridge,
+                        device=dev,
+                    )
+                return
+            if not self._live(claim.bridge) or own.beats(claim):
+                self._publish_claim(dev)
+                return
+            # Both live and the other claim is older: give the board up.
+            self._refuse(dev, claim.bridge)
+            await self._stop_board(dev)
+            return
+        if claim is None or claim.bridge == own.bridge or not self._live(claim.bridge):
+            if dev in self.refused:
+                log.warning("board's claim released: taking the board over", device=dev)
+                self._hold(dev)
+                await self._start_board(dev)
+            return
+        if self.owners.get(dev) != claim.bridge:
+            self._refuse(dev, claim.bridge)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _live(self, bridge: str) -> bool:
+        return self.states.get(bridge) == ONLINE
+
+    def _mark_offline(self, bridge: str) -> None:
+        """`offline` on the status of the boards `bridge` ran: it just went offline and
+        cannot say it itself (its Will covers only its own state)."""
+        boards = [dev for dev in self.inventories.get(bridge, []) if dev not in self.held]
+        for dev in boards:
+            self.mqtt.publish(self.topics.device(dev).status, b"offline", qos=1, retain=True)
+        if boards:
+            log.info(
+                "another bridge went offline: its boards marked offline",
+                owner=bridge,
+                devices=boards,
+            )
+
+    def _hold(self, dev: str) -> None:
+        was_refused = self.refused.pop(dev, None) is not None
+        self.owners.pop(dev, None)
+        self.held.add(dev)
+        self._publish_claim(dev)
+        if was_refused:
+            self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            try:
+                listener()
+            except Exception:  # one adapter's bug must not stop the others hearing it
+                log.exception("claims listener failed", listener=repr(listener))
+
+    def _publish_claim(self, dev: str) -> None:
+        self.mqtt.publish(self.topics.device(dev).owner, self.own.encode(), qos=1, retain=True)
+
+    def _refuse(self, dev: str, owner: str) -> None:
+        self.held.discard(dev)
+        reason = refusal_reason(dev, owner)
+        self.refused[dev] = reason
+        self.owners[dev] = owner
+        log.warning(
+            "board refused: another bridge claims this device id",
+            device=dev,
+            owner=owner,
+            bridge=self.own.bridge,
+        )
+        topics = self.topics.device(dev)
+        error = ConduytForbiddenError(
+            f"bridge '{self.own.bridge}': {reason}", ErrorName.FORBIDDEN
+        )
+        report = dumps(error_report(topics.owner, error))
+        self.mqtt.publish(topics.error, report, qos=1, coalesce=False)
+        self._changed()
+
+
+__all__ = [
+    "Claim",
+    "ClaimKeeper",
+    "FleetHost",
+    "decode_claim",
+    "on_refused_changed",
+    "refusal_reason",
+    "refused_boards",
+    "runs_board",
+]
