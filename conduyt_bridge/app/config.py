@@ -53,6 +53,7 @@ from conduyt_bridge.app.config_sections import (
     HttpSection,
     MqttSection,
     SparkplugSection,
+    default_client_id,
 )
 from conduyt_bridge.northbound.mqtt.urls import redact_url
 
@@ -112,6 +113,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Sources in precedence order: keyword arguments, then the environment."""
         return init_settings, env_settings
+
+    @model_validator(mode="after")
+    def _derive_client_id(self) -> Self:
+        """`[mqtt] client_id` not set: derived from `[bridge] id` (`default_client_id`)."""
+        if "client_id" not in self.mqtt.model_fields_set:
+            self.mqtt.client_id = default_client_id(self.bridge.id)
+        return self
 
     @model_validator(mode="after")
     def _check_devices(self) -> Self:

@@ -30,12 +30,14 @@ from conduyt_bridge.northbound.conduyt.topics import bridge_id_problem, default_
 from conduyt_bridge.northbound.mqtt.urls import redact_url
 
 __all__ = [
+    "CLIENT_ID_PREFIX",
     "BridgeSection",
     "HomeAssistantSection",
     "HomieSection",
     "HttpSection",
     "MqttSection",
     "SparkplugSection",
+    "default_client_id",
     "empty_to_none",
 ]
 
@@ -114,17 +116,30 @@ class BridgeSection(BaseModel):
         return _topic_prefix(value, "base topic")
 
 
+CLIENT_ID_PREFIX = "conduyt-bridge"
+"""`[mqtt] client_id` when not set: `conduyt-bridge-{[bridge] id}` in `Settings`
+(`default_client_id`), so two bridges left at their defaults never share a client id."""
+
+
+def default_client_id(bridge_id: str) -> str:
+    """The client id of a bridge whose `[mqtt] client_id` is not set (`docs/fleet.md` §1)."""
+    return f"{CLIENT_ID_PREFIX}-{bridge_id}"
+
+
 class MqttSection(BaseModel):
     """`[mqtt]`: broker connection.
 
-    Relative file paths (`password_file`, `tls_*`) are resolved against the working
-    directory of the process, not the config file's directory.
+    `client_id` left unset (neither in the file nor in the environment) becomes
+    `default_client_id([bridge] id)` once the whole `Settings` is validated; alone, this
+    model defaults it to `CLIENT_ID_PREFIX`. Relative file paths (`password_file`,
+    `tls_*`) are resolved against the working directory of the process, not the config
+    file's directory.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     url: str = "mqtt://localhost:1883"
-    client_id: str = Field(default="conduyt-bridge", min_length=1)
+    client_id: str = Field(default=CLIENT_ID_PREFIX, min_length=1)
     username: str = ""
     password: SecretStr = SecretStr("")
     password_file: Path | None = None
@@ -300,22 +315,24 @@ class SparkplugSection(BaseModel):
     """`[sparkplug]`: the Sparkplug B edge node (`docs/sparkplug.md` §1); off by default.
 
     `group_id`, `edge_node_id` and `primary_host_id` are Sparkplug ids: UTF-8 without `/`,
-    `+`, `#` (Sparkplug 3.0 §4.1.1); `primary_host_id = ""` means no primary host (the node
-    is born at once); `stats_interval_s` is how often changed node counters go out (s).
+    `+`, `#` (Sparkplug 3.0 §4.1.1); `edge_node_id` unset (None) means `[bridge] id`, so
+    every bridge of a fleet is its own edge node (`docs/sparkplug.md` §1);
+    `primary_host_id = ""` means no primary host (the node is born at once);
+    `stats_interval_s` is how often changed node counters go out (s).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     group_id: str = "conduyt"
-    edge_node_id: str = "conduyt-bridge"
+    edge_node_id: str | None = None
     primary_host_id: str = ""
     stats_interval_s: float = Field(default=30.0, gt=0)
 
     @field_validator("group_id", "edge_node_id", "primary_host_id")
     @classmethod
-    def _check_ids(cls, value: str, info: ValidationInfo) -> str:
-        if info.field_name == "primary_host_id" and not value:
+    def _check_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or (info.field_name == "primary_host_id" and not value):
             return value
         if not value:
             raise ValueError("must not be empty")

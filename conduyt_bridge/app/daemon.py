@@ -134,11 +134,19 @@ class Bridge:
         self._session_tasks: dict[str, asyncio.Task[None]] = {}
         for device in settings.devices:
             self._add_board(device)
+        self._stopping_sessions: dict[str, asyncio.Task[None]] = {}
+        """Board id → the task waiting for its cancelled session to end (`_stop_session`)."""
         self.claims = ClaimKeeper(
-            self.topics, self.boards, self.mqtt, self._start_session, self._stop_session
+            self.topics,
+            self.boards,
+            self.mqtt,
+            self._start_session,
+            self._stop_session,
+            health_interval_s=settings.bridge.health_interval_s,
         )
         # First of the connect hooks: the claims' subscriptions go before the adapters'.
         self._connect_hooks.append(self.claims.on_connect)
+        self._jobs.append(("claims", self.claims.watch))
         for adapter in default_adapters(settings) if adapters is None else adapters:
             adapter(self)
 
@@ -162,15 +170,15 @@ class Bridge:
     @property
     def refused(self) -> dict[str, str]:
         """Boards not run because another live bridge claims them: id → reason
-        (`conduyt_bridge.northbound.conduyt.claims.FleetHost`, `docs/fleet.md` §2)."""
+        (`AdapterHost.refused`, `docs/fleet.md` §2)."""
         return self.claims.refused
 
     def runs(self, dev: str) -> bool:
-        """See `conduyt_bridge.northbound.conduyt.claims.FleetHost.runs`."""
+        """See `AdapterHost.runs`."""
         return dev in self.claims.held
 
     def on_refused_changed(self, listener: Callable[[], None]) -> None:
-        """See `conduyt_bridge.northbound.conduyt.claims.FleetHost.on_refused_changed`."""
+        """See `AdapterHost.on_refused_changed`."""
         self.claims.listeners.append(listener)
 
     def on_start(self, hook: Hook) -> None:
@@ -254,6 +262,8 @@ class Bridge:
             "bridge_id": self.bridge_id,
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
+            # Peers count this bridge dead when its health stops (`docs/fleet.md` §2).
+            "health_interval_s": self.settings.bridge.health_interval_s,
             "broker": {
                 "connected": self.mqtt.connected,
                 "reconnects": self.mqtt.reconnects,
@@ -314,6 +324,7 @@ class Bridge:
                 await self._stopped.wait()
                 self._group = None
                 board_tasks += self._session_tasks.values()
+                board_tasks += self._stopping_sessions.values()
                 # Listeners first, so no board connects during the shutdown; then boards
                 # (their links close with them, nothing reconnects), then the adapters'
                 # shutdown hooks and final messages while the broker links are still up,
@@ -323,6 +334,7 @@ class Bridge:
                 for task in board_tasks:
                     task.cancel()
                 await asyncio.wait(board_tasks, timeout=SHUTDOWN_HOOK_S)
+                self.claims.closing = True  # our own `offline` is not answered now
                 await self._shutdown()
                 for task in tasks:
                     task.cancel()
@@ -344,10 +356,23 @@ class Bridge:
 
     async def _start_session(self, dev: str) -> None:
         """Start board `dev`'s session (a claim was granted); no-op while stopping or when
-        it runs already."""
+        it runs already. A session still ending (`_stop_session`) is waited for first, in
+        a task of its own: this is called from the broker link's message handler."""
         tg = self._group
         task = self._session_tasks.get(dev)
         if tg is None or self._stopped.is_set() or (task is not None and not task.done()):
+            return
+        ending = self._stopping_sessions.get(dev)
+        if ending is not None and not ending.done():
+
+            async def start_after() -> None:
+                await asyncio.wait([ending])
+                if self._session_tasks.get(dev) is later:
+                    del self._session_tasks[dev]
+                await self._start_session(dev)
+
+            later = tg.create_task(start_after(), name=f"restart-{dev}")
+            self._session_tasks[dev] = later
             return
         name = f"session-{dev}"
         job = self.sessions[dev].run
@@ -356,11 +381,22 @@ class Bridge:
         )
 
     async def _stop_session(self, dev: str) -> None:
-        """Stop board `dev`'s session (its claim went to another bridge), bounded."""
+        """Stop board `dev`'s session (its claim went to another bridge) without waiting:
+        called from the broker link's message handler, which must not stall. The session
+        is cancelled; a tracked task waits (bounded) for it to end, and a later
+        `_start_session` of the board waits for that task."""
         task = self._session_tasks.pop(dev, None)
-        if task is not None and not task.done():
-            task.cancel()
+        if task is None or task.done():
+            return
+        task.cancel()
+
+        async def wait_ended() -> None:
             await asyncio.wait([task], timeout=SHUTDOWN_HOOK_S)
+            if self._stopping_sessions.get(dev) is waiter:
+                del self._stopping_sessions[dev]
+
+        waiter = asyncio.create_task(wait_ended(), name=f"stop-{dev}")
+        self._stopping_sessions[dev] = waiter
 
     async def _first_connect(self) -> None:
         """Wait (bounded, interruptible by stop) for the first broker connection."""

@@ -50,12 +50,13 @@ def homeassistant_options(settings: Settings) -> HomeAssistantOptions:
 
 def sparkplug_options(settings: Settings) -> SparkplugOptions:
     """The Sparkplug B edge node's options from `[sparkplug]`, `[bridge]` and `[mqtt]` (its
-    own connection starts a clean session: `session_expiry_s` 0, `docs/sparkplug.md` §1)."""
+    own connection starts a clean session: `session_expiry_s` 0; `edge_node_id` defaults
+    to `[bridge] id`, unique in a fleet: `docs/sparkplug.md` §1)."""
     spb = settings.sparkplug
     return SparkplugOptions(
         enabled=spb.enabled,
         group_id=spb.group_id,
-        edge_node_id=spb.edge_node_id,
+        edge_node_id=spb.edge_node_id if spb.edge_node_id is not None else settings.bridge.id,
         primary_host_id=spb.primary_host_id,
         base_topic=settings.bridge.base_topic,
         mqtt=settings.mqtt.model_copy(update={"session_expiry_s": 0}),

@@ -24,6 +24,7 @@ from conduyt_bridge.core.config import BoardConfig
 from conduyt_bridge.core.events import (
     BoardOffline,
     BoardOnline,
+    CommandFailed,
     DatastreamUpdated,
     EventBus,
     PacketReceived,
@@ -368,6 +369,12 @@ class Board:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.05):
                     await self._online.wait()
+
+    def report_failure(self, label: str, error: ConduytError, transaction: Any = None) -> None:
+        """A command that came in by some convention (a Homie `/set`, a Sparkplug DCMD)
+        was refused or failed: emit `CommandFailed`, which the Conduyt layout reports on
+        `{base}/{dev}/error` and records in `errors`."""
+        self.bus.emit(CommandFailed(self.dev, label, error, transaction))
 
     # ---- replay -------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
+from conduyt_bridge.errors import ConduytError
 from conduyt_bridge.protocol.hello import DatastreamDescriptor, HelloResp
 from conduyt_bridge.protocol.packet import Packet
 from conduyt_bridge.protocol.values import DatastreamValue
@@ -94,8 +95,27 @@ class TextPrinted(NamedTuple):
     text: str
 
 
+class CommandFailed(NamedTuple):
+    """A command from an adapter was refused or failed (`Board.report_failure`): `label`
+    says what was asked (for the Conduyt layout's report, `docs/topics.md` §6), `error`
+    whose fault it is, `transaction` the caller's id to echo, if any. The Conduyt layout
+    reports it on `{base}/{dev}/error` (the one place refusals are reported, whatever
+    convention the command came in by)."""
+
+    dev: str
+    label: str
+    error: ConduytError
+    transaction: Any = None
+
+
 BoardEvent = (
-    BoardOnline | BoardOffline | DatastreamUpdated | PinValue | PacketReceived | TextPrinted
+    BoardOnline
+    | BoardOffline
+    | DatastreamUpdated
+    | PinValue
+    | PacketReceived
+    | TextPrinted
+    | CommandFailed
 )
 """Every event a board emits."""
 
@@ -193,6 +213,7 @@ __all__ = [
     "BoardEvent",
     "BoardOffline",
     "BoardOnline",
+    "CommandFailed",
     "DatastreamUpdated",
     "EventBus",
     "Listener",

@@ -67,6 +67,23 @@ class AdapterHost(Protocol):
         """The bridge's health document (`docs/topics.md` §2)."""
         ...
 
+    @property
+    def refused(self) -> Mapping[str, str]:
+        """Boards this bridge does not run because another live bridge claims them: board
+        id → why, naming the owner (`docs/fleet.md` §2). An adapter publishes nothing for
+        them."""
+        ...
+
+    def runs(self, dev: str) -> bool:
+        """True once this bridge holds board `dev`'s claim (False before the claims are
+        decided at start, and for a refused board): only then are its topics ours."""
+        ...
+
+    def on_refused_changed(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (it must not block) once the claims are decided at start and
+        whenever `refused` changed."""
+        ...
+
     def on_start(self, hook: Hook) -> None:
         """Run `hook` once at start, after the first broker connection (or its timeout)
         and before the boards' sessions start (e.g. to read retained state back)."""

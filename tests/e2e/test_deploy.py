@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from support.broker import MosquittoProcess, find_mosquitto
 from support.mqtt_client import publish
 from support.net import free_port, wait_port
 from support.recorder import Recorder
+
+from conduyt_bridge.northbound.conduyt.claims import Claim
+from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -355,9 +359,21 @@ def test_mosquitto_conf() -> None:
 def test_acl_grants_exactly_the_bridge_topics() -> None:
     rules = _acl_rules(ACL.read_text(encoding="utf-8"))
     assert None not in rules, "no rules for anonymous clients"
-    ha = {("readwrite", "conduyt/#"), ("readwrite", "homeassistant/#")}
-    bridge = ha | {("readwrite", "homie/#"), ("readwrite", "spBv1.0/#")}
+    bridge = {
+        ("readwrite", "conduyt/#"),
+        ("readwrite", "homeassistant/#"),
+        ("readwrite", "homie/#"),
+        ("readwrite", "spBv1.0/#"),
+    }
+    # HA reads the bridge's topics but writes only the command topics: never a board's
+    # claim (`conduyt/+/owner`) nor a bridge's state, inventory or health.
+    commands = BridgeTopics("conduyt", "gw").device("+").command_filters()
+    ha = {("readwrite", "homeassistant/#"), ("read", "conduyt/#")}
+    ha |= {("write", topic) for topic in commands}
     assert rules == {"conduyt-bridge": bridge, "homeassistant": ha}
+    for access, topic in ha:
+        if "write" in access:
+            assert not topic.endswith("/owner") and not topic.startswith("conduyt/bridge/")
 
 
 @pytest.fixture
@@ -412,10 +428,25 @@ async def test_deploy_mosquitto_auth_and_acl(deploy_broker: MosquittoProcess) ->
         await rec.wait_for("homeassistant/sensor/b/config")
         assert rec.messages("secret/#") == []
     async with Recorder(broker, "conduyt/#", "homeassistant/#", **bridge) as rec:
+        # HA cannot forge a claim or a bridge's state (the broker drops them silently).
+        forged = Claim("ha-forged", "s", time.time()).encode()
+        await publish(broker, "conduyt/b/owner", forged, retain=True, **ha)
+        await publish(broker, "conduyt/bridge/gw/state", "offline", retain=True, **ha)
+        await publish(broker, "conduyt/bridge/gw/health", "{}", **ha)
         await publish(broker, "conduyt/b/ds/setpoint/set", "21", **ha)
+        await publish(broker, "conduyt/b/cmd/reboot", "{}", **ha)
         await publish(broker, "homeassistant/status", "online", **ha)
         await rec.wait_for("conduyt/b/ds/setpoint/set", payload="21")
+        await rec.wait_for("conduyt/b/cmd/reboot", payload="{}")
         await rec.wait_for("homeassistant/status", payload="online")
+        assert rec.messages("conduyt/+/owner") == []
+        assert rec.messages("conduyt/bridge/#") == []
+    # ... while the bridge can, and HA still reads what the bridge publishes there.
+    async with Recorder(broker, "conduyt/#", **ha) as rec:
+        await publish(broker, "conduyt/b/owner", forged, retain=True, **bridge)
+        await publish(broker, "conduyt/bridge/gw/state", "online", retain=True, **bridge)
+        await rec.wait_for("conduyt/b/owner", payload=forged)
+        await rec.wait_for("conduyt/bridge/gw/state", payload="online")
 
 
 def test_mosquitto_accepts_the_shipped_conf(deploy_broker: MosquittoProcess) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from support.harness import make_settings, running_bridge, spawn_cli, wait_until
 from support.mqtt_client import publish, retained_snapshot
 from support.recorder import Recorder
 
-from conduyt_bridge.northbound.conduyt.claims import decode_claim
+from conduyt_bridge.northbound.conduyt.claims import Claim, decode_claim
 
 GW_A = "gw-a"
 GW_B = "gw-b"
@@ -320,3 +321,47 @@ async def test_duplicate_device_id_across_bridged_brokers(
     first, second = federation
     await _federated(first, second, base_topic)
     await _duplicate_scenario(first, second, base_topic, tmp_path)
+
+
+# ---- forged and stale states -----------------------------------------------------------------
+
+
+async def test_own_state_forged_offline_is_answered(mqtt_broker: Broker, base_topic: str) -> None:
+    """A forged (or late) retained `offline` on this bridge's own state would let the others
+    take its boards: the bridge answers with `online`, retained."""
+    settings = b_settings(mqtt_broker, base_topic, [{"id": "b1", "port": "sim://kitchen"}])
+    state = f"{base_topic}/bridge/{GW_B}/state"
+    async with Recorder(mqtt_broker, f"{base_topic}/#") as rec, running_bridge(settings):
+        await rec.wait_for(f"{base_topic}/b1/status", payload=b"online", timeout=10)
+        mark = rec.mark()
+        await publish(mqtt_broker, state, b"offline", retain=True)
+        await rec.wait_for_after(mark, state, payload=b"online", timeout=5)
+        assert (await retained_snapshot(mqtt_broker, state))[state] == b"online"
+
+
+async def test_retained_online_of_a_dead_owner_without_heartbeat_is_released(
+    mqtt_broker: Broker, base_topic: str
+) -> None:
+    """The owner died while the broker was down: its Will was lost and its state reads
+    `online` for ever, but its health heartbeat stopped. After 3 intervals the board is
+    taken over."""
+    ghost = "ghost"
+    await publish(mqtt_broker, f"{base_topic}/bridge/{ghost}/state", b"online", retain=True)
+    claim = Claim(ghost, "dead", time.time() - 3600).encode()
+    await publish(mqtt_broker, f"{base_topic}/dup/owner", claim, retain=True)
+    settings = make_settings(
+        mqtt_broker,
+        base_topic,
+        [{"id": "dup", "port": "sim://kitchen"}],
+        mqtt={"client_id": f"inproc-{base_topic}-{GW_B}"},
+        bridge={"id": GW_B, "health_interval_s": 0.3},
+    )
+    async with Recorder(mqtt_broker, f"{base_topic}/#") as rec, running_bridge(settings) as b:
+        await wait_until(lambda: "dup" in b.refused)
+        await rec.wait_for(
+            f"{base_topic}/dup/owner", predicate=lambda p: GW_B.encode() in p, timeout=10
+        )
+        await rec.wait_for(f"{base_topic}/dup/status", payload=b"online", timeout=10)
+        assert not b.refused
+        health = (await rec.wait_for(f"{base_topic}/bridge/{GW_B}/health")).json()
+        assert health["health_interval_s"] == 0.3

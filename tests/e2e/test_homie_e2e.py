@@ -132,8 +132,17 @@ async def test_set_goes_through_the_core_and_refusals_are_reported(
             "error": "capability",
             "code": None,
             "name": "DATASTREAM_READONLY",
-            "message": "datastream 'temperature' is read-only",
+            "message": (
+                "property 'datastreams/temperature' is not settable: "
+                "datastream 'temperature' is read-only"
+            ),
         }
+        # A pin published read-only (a subscription) is not driven as an output.
+        await publish(mqtt_broker, f"{base_topic}/th/pin/2/subscribe/set", b"change")
+        await wait_until(lambda: "pin-2" in json.dumps(homie.description(th)), 10)
+        pin = await refusal(th, "pins", "pin-2", "true")
+        assert pin["name"] == "CAPABILITY" and "'pins/pin-2' is not settable" in pin["message"]
+        assert 2 not in bridge.boards["th"].pins.modes
         light = await refusal(kitchen, "datastreams", "light", "101")
         assert light["name"] == "OUT_OF_RANGE"
         bad = await refusal(th, "datastreams", "heater", "TRUE")
@@ -292,3 +301,23 @@ async def test_homie_is_off_by_default(mqtt_broker: Broker, base_topic: str) -> 
         await asyncio.sleep(1.0)
         assert homie.state(root) is None
     await publish(mqtt_broker, f"homie/5/{root}/$state", b"", retain=True)
+
+
+async def test_a_board_removed_from_the_config_loses_its_child(
+    mqtt_broker: Broker, base_topic: str
+) -> None:
+    root, th, kitchen = ids(base_topic)
+    async with HomieConsumer(mqtt_broker) as homie:
+        async with running_bridge(homie_settings(mqtt_broker, base_topic, BOARDS)):
+            await homie.wait_state(kitchen, "ready")
+            await homie.wait_value(kitchen, "datastreams", "status")
+        mark = homie.rec.mark()
+        async with running_bridge(homie_settings(mqtt_broker, base_topic, BOARDS[:1])):
+            await homie.wait_state(root, "ready")
+            await wait_until(lambda: homie.description(kitchen) is None, 10)
+            gone = homie.rec.since(mark, f"homie/5/{kitchen}/#")
+            assert gone[0].topic.endswith("/$state") and gone[0].payload == b""
+            assert all(m.payload == b"" for m in gone)
+            assert any(m.topic.endswith("/datastreams/status") for m in gone)
+            assert homie.state(kitchen) is None
+            assert (homie.description(root) or {}).get("children") == [th]

@@ -41,6 +41,11 @@ def decoded(msg: Received) -> Any:
     return spd.decode(msg.payload)
 
 
+def all_timestamped(payload: Any) -> bool:
+    """tck-id-payloads-name-birth-data-requirement: every metric has a timestamp."""
+    return all(m.HasField("timestamp") and m.timestamp > 0 for m in payload.metrics)
+
+
 def check_seqs(messages: list[Received]) -> None:
     """Every message after an NBIRTH takes the next seq (mod 256); NDEATH has none."""
     expected: int | None = None
@@ -72,9 +77,12 @@ async def test_births_data_commands_rebirth_and_clean_death(
             assert node["bdSeq"].datatype == spd.DATATYPE["Int64"]
             rebirth = node["Node Control/Rebirth"]
             assert rebirth.datatype == spd.DATATYPE["Boolean"] and rebirth.boolean_value is False
+            # tck-id-operational-behavior-data-commands-rebirth-name-aliases
+            assert not rebirth.HasField("alias")
             assert node["Boards/th/online"].datatype == spd.DATATYPE["Boolean"]
             assert node["Boards/th/packets_in"].datatype == spd.DATATYPE["UInt64"]
-            aliases = [m.alias for m in nbirth.metrics]
+            aliases = [m.alias for m in nbirth.metrics if m.name != "Node Control/Rebirth"]
+            assert all_timestamped(nbirth)
 
             dbirth = decoded(await rec.wait_for(topic(base_topic, "DBIRTH", "th"), timeout=10))
             dev = spd.by_name(dbirth)
@@ -88,6 +96,7 @@ async def test_births_data_commands_rebirth_and_clean_death(
             assert spd.properties(temp) == {"engUnit": "celsius", "readOnly": True, "retain": False}
             assert spd.properties(setpoint)["readOnly"] is False
             aliases += [m.alias for m in dbirth.metrics]
+            assert all_timestamped(dbirth)
             assert len(set(aliases)) == len(aliases) and 0 not in aliases
 
             # DDATA: aliases only, the value, seq continuing.
@@ -98,7 +107,7 @@ async def test_births_data_commands_rebirth_and_clean_death(
                     timeout=5,
                 )
             )
-            assert not ddata.metrics[0].HasField("name")
+            assert not ddata.metrics[0].HasField("name") and all_timestamped(ddata)
             assert isinstance(ddata.metrics[0].float_value, float)
 
             # DCMD write of the setpoint: DDATA with the new value, the board changed, and
@@ -124,7 +133,7 @@ async def test_births_data_commands_rebirth_and_clean_death(
             await publish(mqtt_broker, dcmd, spd.encode_command(cmd))
             refusal = await rec.wait_for_after(mark, f"{base_topic}/th/error")
             assert json.loads(refusal.payload) == {
-                "topic": dcmd,
+                "topic": f"{dcmd} temperature_celsius",
                 "error": "capability",
                 "code": None,
                 "name": "DATASTREAM_READONLY",
@@ -148,6 +157,12 @@ async def test_births_data_commands_rebirth_and_clean_death(
             await publish(mqtt_broker, dcmd, b"\x0a" * 200_000)
             await publish(mqtt_broker, topic(base_topic, "DCMD", "nosuch"), b"")
 
+            # NCMD Rebirth by an alias (the metric has none; a stale one of another metric):
+            # no rebirth, counted.
+            mark = rec.mark()
+            cmd = [{"alias": node["bdSeq"].alias, "datatype": 11, "boolean_value": True}]
+            await publish(mqtt_broker, topic(base_topic, "NCMD"), spd.encode_command(cmd))
+            await rec.assert_nothing(topic(base_topic, "NBIRTH"), duration=0.5)
             # NCMD Rebirth: NBIRTH (seq 0, same bdSeq) and the DBIRTH again.
             mark = rec.mark()
             cmd = [{"name": "Node Control/Rebirth", "datatype": 11, "boolean_value": True}]
@@ -156,9 +171,9 @@ async def test_births_data_commands_rebirth_and_clean_death(
             assert again.seq == 0
             again_node = spd.by_name(again)
             assert again_node["bdSeq"].long_value == bdseq
-            assert again_node["Sparkplug/commands_ignored"].long_value >= 3
+            assert again_node["Sparkplug/commands_ignored"].long_value >= 4
             assert again_node["Sparkplug/commands_refused"].long_value == 2
-            assert again_node["Node Control/Rebirth"].alias == rebirth.alias
+            assert not again_node["Node Control/Rebirth"].HasField("alias")
             redev = decoded(await rec.wait_for_after(mark, topic(base_topic, "DBIRTH", "th")))
             assert spd.by_name(redev)["setpoint_celsius"].float_value == 23.5
             assert spd.by_name(redev)["setpoint_celsius"].alias == setpoint.alias
@@ -215,38 +230,43 @@ async def test_primary_host_state_gates_the_birth(mqtt_broker: Broker, base_topi
     settings = spb_settings(
         mqtt_broker, base_topic, [{"id": "th", "port": "sim://thermostat"}], primary_host_id=host
     )
+    rebirth = spd.encode_command([{"name": "Node Control/Rebirth", "boolean_value": True}])
     try:
         async with (
             Recorder(mqtt_broker, f"spBv1.0/{base_topic}/#") as rec,
             running_bridge(settings) as bridge,
         ):
             await wait_until(lambda: bridge.boards["th"].online, timeout_s=10)
+            # No STATE yet: no birth, not even asked for by NCMD.
+            await publish(mqtt_broker, topic(base_topic, "NCMD"), rebirth)
             await rec.assert_nothing(f"spBv1.0/{base_topic}/#", duration=1.0)
             ts = int(time.time() * 1000)
-            online = json.dumps({"online": True, "timestamp": ts})
+            online = json.dumps({"online": True, "timestamp": float(ts)})  # 1.7e12 style
             await publish(mqtt_broker, state, online, retain=True)
-            await rec.wait_for(topic(base_topic, "NBIRTH"), timeout=5)
+            birth = decoded(await rec.wait_for(topic(base_topic, "NBIRTH"), timeout=5))
+            bdseq = spd.by_name(birth)["bdSeq"].long_value
             await rec.wait_for(topic(base_topic, "DBIRTH", "th"), timeout=5)
-            # Offline: nothing goes out; a stale "online" is ignored; online again: rebirth.
-            await publish(
-                mqtt_broker,
-                state,
-                json.dumps({"online": False, "timestamp": ts + 1}),
-                retain=True,
-            )
-            await asyncio.sleep(0.3)
+            # Offline: NDEATH with the current bdSeq, a disconnect and a reconnect
+            # (tck-id-message-flow-edge-node-birth-publish-phid-offline); then nothing, not
+            # even for an NCMD Rebirth or a stale "online", until the host is back.
             mark = rec.mark()
-            await publish(mqtt_broker, state, json.dumps({"online": True, "timestamp": ts}))
-            await rec.assert_nothing(f"spBv1.0/{base_topic}/#", duration=1.5)
             await publish(
-                mqtt_broker,
-                state,
-                json.dumps({"online": True, "timestamp": ts + 2}),
-                retain=True,
+                mqtt_broker, state, json.dumps({"online": False, "timestamp": ts + 1}), retain=True
             )
-            birth = await rec.wait_for_after(mark, topic(base_topic, "NBIRTH"), timeout=5)
-            assert decoded(birth).seq == 0
+            death = decoded(await rec.wait_for_after(mark, topic(base_topic, "NDEATH"), timeout=5))
+            assert spd.by_name(death)["bdSeq"].long_value == bdseq
+            await asyncio.sleep(1.5)  # the reconnect (backoff 0.5 s) and the retained STATE
+            await publish(mqtt_broker, topic(base_topic, "NCMD"), rebirth)
+            await publish(mqtt_broker, state, json.dumps({"online": True, "timestamp": ts}))
+            await rec.assert_nothing(topic(base_topic, "NBIRTH"), duration=1.0)
+            await publish(
+                mqtt_broker, state, json.dumps({"online": True, "timestamp": ts + 2}), retain=True
+            )
+            again = decoded(await rec.wait_for_after(mark, topic(base_topic, "NBIRTH"), timeout=5))
+            assert again.seq == 0
+            assert spd.by_name(again)["bdSeq"].long_value == (bdseq + 1) % 256
             await rec.wait_for_after(mark, topic(base_topic, "DBIRTH", "th"), timeout=5)
+            assert len(rec.since(mark, topic(base_topic, "NDEATH"))) == 1
     finally:
         await publish(mqtt_broker, state, b"", retain=True)
 

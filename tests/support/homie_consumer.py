@@ -75,14 +75,14 @@ class HomieConsumer:
         return [m.payload.decode() for m in self.rec.messages(self.topic(device, "$state"))]
 
     def state(self, device: str) -> str | None:
-        """The device's own latest `$state`."""
+        """The device's own latest `$state` (None when never seen or cleared)."""
         seen = self.states(device)
-        return seen[-1] if seen else None
+        return seen[-1] if seen and seen[-1] else None
 
     def description(self, device: str) -> dict[str, Any] | None:
-        """The device's latest `$description`."""
+        """The device's latest `$description` (None when never seen or cleared)."""
         seen = self.rec.messages(self.topic(device, "$description"))
-        return json.loads(seen[-1].payload) if seen else None
+        return json.loads(seen[-1].payload) if seen and seen[-1].payload else None
 
     def effective_state(self, device: str) -> str | None:
         """The device's state per "Device hierarchy": `lost` when its root is `lost`."""

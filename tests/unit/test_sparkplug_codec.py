@@ -9,10 +9,11 @@ from pydantic import ValidationError
 from support import sparkplug_decoder as spd
 
 from conduyt_bridge.app.config import Settings
-from conduyt_bridge.northbound.sparkplug import codec, commands
+from conduyt_bridge.app.plugins import sparkplug_options
+from conduyt_bridge.northbound.sparkplug import codec, commands, metrics
 from conduyt_bridge.northbound.sparkplug.codec import DataType, Metric
 from conduyt_bridge.northbound.sparkplug.metrics import REBIRTH, AliasTable
-from conduyt_bridge.northbound.sparkplug.topics import SparkplugTopics, state_topic
+from conduyt_bridge.northbound.sparkplug.topics import SparkplugTopics, parse_state, state_topic
 from conduyt_bridge.protocol.constants import DatastreamType
 from conduyt_bridge.protocol.hello import DatastreamDescriptor
 
@@ -137,13 +138,72 @@ def test_dcmd_writes_and_rebirth_requests() -> None:
         codec.CommandMetric("", other, 5, 3),  # another device's alias
         codec.CommandMetric("x", None, None, None),  # no value
     ]
-    writes, unusable = commands.dcmd_writes("th", metrics, table)
+    writes, unusable = commands.dcmd_writes("th", metrics, table, {})
     assert writes == [commands.Write("setpoint_celsius", 22.0), commands.Write("heater", True)]
     assert unusable == 2
-    rebirth = table.alias("", REBIRTH)
-    assert commands.asks_rebirth([codec.CommandMetric("", rebirth, 11, True)], table)
-    assert commands.asks_rebirth([codec.CommandMetric(REBIRTH, None, 11, True)], table)
-    assert not commands.asks_rebirth([codec.CommandMetric(REBIRTH, None, 11, False)], table)
+    # By name only (tck-id-operational-behavior-data-commands-rebirth-name-aliases).
+    assert commands.asks_rebirth([codec.CommandMetric(REBIRTH, None, 11, True)])
+    assert commands.asks_rebirth([codec.CommandMetric(REBIRTH, None, None, True)])
+    assert not commands.asks_rebirth([codec.CommandMetric(REBIRTH, None, 11, False)])
+    assert not commands.asks_rebirth([codec.CommandMetric("", 1, 11, True)])
+
+
+def test_alias_only_dcmd_takes_the_datastreams_datatype_for_the_sign() -> None:
+    table = AliasTable()
+    small = table.alias("th", "offset")
+    wide = table.alias("th", "big")
+    data = spd.encode_command(
+        [
+            {"alias": small, "int_value": (-3) & 0xFFFFFFFF},  # no datatype (3.0 §6.4.4)
+            {"alias": wide, "long_value": (-7) & 0xFFFFFFFFFFFFFFFF},
+            {"name": "count", "int_value": 0xFFFFFFFF},  # unsigned datastream: as is
+        ]
+    )
+    found, _ = codec.decode_command(data)
+    types = {"offset": DataType.INT8, "big": DataType.INT64, "count": DataType.UINT32}
+    writes, unusable = commands.dcmd_writes("th", found, table, types)
+    assert unusable == 0
+    assert writes == [
+        commands.Write("offset", -3),
+        commands.Write("big", -7),
+        commands.Write("count", 0xFFFFFFFF),
+    ]
+
+
+def test_node_birth_and_data_metrics_are_timestamped_and_rebirth_has_no_alias() -> None:
+    table = AliasTable()
+    values = {"Bridge/version": (DataType.STRING, "1")}
+    birth = spd.decode(
+        codec.encode_payload(metrics.node_birth_metrics(table, 3, values, 1234), ts_ms=1, seq=0)
+    )
+    assert [m.timestamp for m in birth.metrics] == [1234, 1234, 1234]
+    assert not spd.by_name(birth)[REBIRTH].HasField("alias")
+    data = spd.decode(
+        codec.encode_payload(metrics.node_data_metrics(table, values.items(), 99), ts_ms=1, seq=1)
+    )
+    assert [m.timestamp for m in data.metrics] == [99]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (b'{"online": true, "timestamp": 1.7e12}', (True, 1_700_000_000_000)),
+        (b'{"online": false, "timestamp": 5}', (False, 5)),
+        (b'{"online": true}', (True, 0)),
+    ],
+)
+def test_state_payloads(doc: bytes, expected: tuple[bool, int]) -> None:
+    assert parse_state(doc) == expected
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [b'{"online": true, "timestamp": 1.5}', b'{"online": true, "timestamp": true}', b"[1]",
+     b'{"online": 1}', b"x", b" " * 2000],
+)  # fmt: skip
+def test_unusable_state_payloads(doc: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_state(doc)
 
 
 def test_topics() -> None:
@@ -161,6 +221,10 @@ def test_config_section() -> None:
     s = Settings(sparkplug={"enabled": True, "group_id": "plant", "edge_node_id": "line1"})
     assert (s.sparkplug.enabled, s.sparkplug.primary_host_id) == (True, "")
     assert Settings().sparkplug.enabled is False
+    # The default edge node id is the bridge's fleet id; an explicit one is kept.
+    fleet = Settings(bridge={"id": "pi4"}, sparkplug={"enabled": True})
+    assert sparkplug_options(fleet).edge_node_id == "pi4"
+    assert sparkplug_options(s).edge_node_id == "line1"
     for bad in ({"group_id": "a/b"}, {"edge_node_id": ""}, {"primary_host_id": "h#"}, {"x": 1}):
         with pytest.raises(ValidationError):
             Settings(sparkplug=bad)

@@ -7,10 +7,10 @@ at a clean stop) are published here too. At start the retained datastream states
 back from the broker to seed the replay of writable retained datastreams
 (`docs/architecture.md` §3, §4).
 
-A board that another live bridge claims (`refused_boards(host)`, `docs/fleet.md` §2) is
+A board that another live bridge claims (`host.refused`, `docs/fleet.md` §2) is
 listed in the inventory with state `refused` and its reason; its topics belong to the
 bridge that runs it, so nothing else of a board is published or routed here before this
-bridge holds its claim (`runs_board(host, dev)`).
+bridge holds its claim (`host.runs(dev)`).
 """
 
 from __future__ import annotations
@@ -27,17 +27,13 @@ from conduyt_bridge.core.events import (
     BoardEvent,
     BoardOffline,
     BoardOnline,
+    CommandFailed,
     DatastreamUpdated,
     PacketReceived,
     PinValue,
     TextPrinted,
 )
 from conduyt_bridge.errors import ConduytPayloadError, ErrorName, describe_exception
-from conduyt_bridge.northbound.conduyt.claims import (
-    on_refused_changed,
-    refused_boards,
-    runs_board,
-)
 from conduyt_bridge.northbound.conduyt.command import Command, ConduytBoard
 from conduyt_bridge.northbound.conduyt.face import BoardFace
 from conduyt_bridge.northbound.conduyt.handlers import HANDLERS
@@ -119,14 +115,14 @@ class ConduytAdapter:
         host.add_router(self.route_command)
         host.add_job("health", self.health_loop)
         host.add_final_messages(self.final_messages)
-        on_refused_changed(host, self.on_claims_changed)
+        host.on_refused_changed(self.on_claims_changed)
 
     # ---- events ---------------------------------------------------------------------------
 
     @property
     def refused(self) -> Mapping[str, str]:
         """Boards another live bridge runs: id → reason (`docs/fleet.md` §2)."""
-        return refused_boards(self.host)
+        return self.host.refused
 
     def on_event(self, event: BoardEvent) -> None:
         """Publish one board event (the hot path: one call per DS_EVENT)."""
@@ -144,12 +140,14 @@ class ConduytAdapter:
             ctx.raw.on_packet(event.packet)
         elif isinstance(event, TextPrinted):
             face.text(event.text)
+        elif isinstance(event, CommandFailed):
+            face.report(event.label, event.error, event.transaction)
         elif isinstance(event, BoardOnline):
             if event.changed:
                 face.changed()
             self.publish_inventory()
         elif isinstance(event, BoardOffline):
-            if runs_board(self.host, event.dev):  # given up: the owner's status stands
+            if self.host.runs(event.dev):  # given up: the owner's status stands
                 face.offline()
             self.publish_inventory()
 
@@ -157,7 +155,7 @@ class ConduytAdapter:
         """`BoardOnline`, after every other listener: republish the board's retained
         topics (`docs/topics.md` §2)."""
         ctx = self.boards.get(event.dev)
-        if ctx is not None and runs_board(self.host, event.dev):
+        if ctx is not None and self.host.runs(event.dev):
             ctx.face.publish_state()
 
     # ---- broker side ------------------------------------------------------------------------
@@ -170,7 +168,7 @@ class ConduytAdapter:
             filters += ctx.face.topics.command_filters()
         await self.host.mqtt.subscribe(filters, resend_retained=True)
         for dev, ctx in self.boards.items():
-            if runs_board(self.host, dev):
+            if self.host.runs(dev):
                 ctx.face.publish_state()
         self.publish_inventory()
         self.host.mqtt.publish(self.topics.health, dumps(self.host.health()), qos=0)
@@ -245,7 +243,7 @@ class ConduytAdapter:
         if not self.host.mqtt.connected:
             return  # the next connect publishes them
         for dev, ctx in self.boards.items():
-            if runs_board(self.host, dev):
+            if self.host.runs(dev):
                 ctx.face.publish_state()
         self.publish_inventory()
 
@@ -270,7 +268,7 @@ class ConduytAdapter:
         final = [
             OutMessage(ctx.face.topics.status, b"offline", 1, True)
             for dev, ctx in self.boards.items()
-            if runs_board(self.host, dev)
+            if self.host.runs(dev)
         ]
         final.append(OutMessage(self.topics.state, b"offline", 1, True))
         return final

@@ -37,7 +37,6 @@ import structlog
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.core.events import BoardEvent, BoardOnline
 from conduyt_bridge.errors import describe_exception
-from conduyt_bridge.northbound.conduyt.claims import on_refused_changed, refused_boards
 from conduyt_bridge.northbound.homeassistant.discovery import (
     BoardDiscovery,
     DatastreamHints,
@@ -103,7 +102,7 @@ class Discovery:
             return
         self.host.route(status_topic(self.cfg), self.on_ha_status)
         self.host.bus.subscribe(self.on_event, kinds=(BoardOnline,))
-        on_refused_changed(self.host, self._on_refused_changed)
+        self.host.on_refused_changed(self._on_refused_changed)
 
     def _on_refused_changed(self) -> None:
         """Forget refused boards and remove their nodes (`docs/fleet.md` §4)."""
@@ -111,7 +110,7 @@ class Discovery:
             self._sweep_refused()
 
     def _sweep_refused(self) -> None:
-        refused = refused_boards(self.host)
+        refused = self.host.refused
         self._swept &= set(refused)
         for dev in refused:
             self.published.pop(dev, None)

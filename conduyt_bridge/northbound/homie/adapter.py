@@ -4,20 +4,17 @@ homieiot/convention `convention.md`).
 The bridge is the root device `homie/5/{root}` and every board a child device
 `homie/5/{root}-{board}`, on an MQTT session of its own (client id `{client_id}-homie`)
 whose Will sets the root's `$state` to `lost`. Board events become property values; a
-`/set` becomes a `HomieSet` job for the board's worker, validated by the core like every
-other command and refused with the Conduyt error report on `{base}/{dev}/error`
-(`docs/topics.md` §6). Child states follow the boards: `init` until the first handshake,
-`ready` while online, `lost` while the bridge cannot reach the board; every device says
-`disconnected` at a clean stop.
+`/set` becomes a `HomieSet` job, refused with the error report of `docs/topics.md` §6
+(`Board.report_failure`). Child states: `init` until the first handshake, `ready` while
+online, `lost` while unreachable; `disconnected` at a clean stop. Only boards this bridge
+runs have a child device (`docs/homie.md` §6, `docs/fleet.md` §2). Announcements run in
+the adapter's own tasks, never in a board's session.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from typing import Any
 
 import aiomqtt
@@ -32,66 +29,31 @@ from conduyt_bridge.core.events import (
     PacketReceived,
     PinValue,
 )
-from conduyt_bridge.core.naming import module_slugs
 from conduyt_bridge.errors import (
     ConduytError,
-    ConduytPayloadError,
-    ErrorName,
     describe_exception,
 )
-from conduyt_bridge.northbound.conduyt.payloads import error_kind, error_report
-from conduyt_bridge.northbound.homie.commands import HomieSet
-from conduyt_bridge.northbound.homie.devices import board_device, bridge_device
-from conduyt_bridge.northbound.homie.ids import HomieTopics, homie_id, unique_ids
-from conduyt_bridge.northbound.homie.model import Binding, DeviceModel, PropertyModel
-from conduyt_bridge.northbound.homie.publisher import DevicePublisher, dumps
+from conduyt_bridge.northbound.conduyt.payloads import error_kind
+from conduyt_bridge.northbound.homie.commands import HomieSet, set_limit, set_refusal
+from conduyt_bridge.northbound.homie.devices import board_device, bridge_device, known_values
+from conduyt_bridge.northbound.homie.ids import HomieTopics, unique_ids
+from conduyt_bridge.northbound.homie.model import Binding, DeviceModel
+from conduyt_bridge.northbound.homie.module_nodes import module_event
+from conduyt_bridge.northbound.homie.options import HomieOptions, root_device_id
+from conduyt_bridge.northbound.homie.publisher import (
+    DevicePublisher,
+    described_children,
+    described_properties,
+)
 from conduyt_bridge.northbound.host import Adapter, AdapterHost
-from conduyt_bridge.northbound.mqtt.client import MqttSettings
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
-from conduyt_bridge.protocol.commands import parse_mod_event
 from conduyt_bridge.protocol.constants import PacketType
-from conduyt_bridge.protocol.errors import PayloadDecodeError
-from conduyt_bridge.protocol.modules import attribute_event, decode_event
 
 log = structlog.stdlib.get_logger(__name__)
 
 REFRESH_S = 1.0
 """How often the online boards' descriptions are rebuilt to notice pin modes and
 subscriptions set since (a change re-announces the child device)."""
-
-LINK_GRACE_S = 10.0
-"""How long the Homie link outlives the bridge's cancellation of its job, waiting for the
-shutdown hook to say `disconnected` (the host cancels jobs before its shutdown hooks)."""
-
-SET_SLACK = 1024
-"""Bytes allowed in a `/set` payload beyond 6 per byte the board takes (`set_limit`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class HomieOptions:
-    """The adapter's settings: `[homie] enabled`, `prefix` (the Homie domain), `device_id`
-    (the root device ID, `""`: from the MQTT client id), the `[mqtt]` settings for its own
-    session, `[bridge] base_topic` (where refusals are reported) and the bridge version."""
-
-    mqtt: MqttSettings
-    enabled: bool = False
-    prefix: str = "homie"
-    device_id: str = ""
-    base_topic: str = "conduyt"
-    bridge_version: str = ""
-
-
-def root_device_id(options: HomieOptions) -> str:
-    """The root device ID: `device_id`, or the MQTT client id as a Homie ID
-    (`Conduyt_Bridge` → `conduyt-bridge`)."""
-    return options.device_id or homie_id(options.mqtt.client_id, "conduyt-bridge")
-
-
-def set_limit(board: Board) -> int:
-    """Longest `/set` payload taken for `board`, bytes: 6 per byte of its `max_payload`
-    (65535 before the first handshake) plus `SET_SLACK`, the Conduyt layout's rule
-    (`docs/hostile-input.md`)."""
-    return 6 * (board.max_payload or 0xFFFF) + SET_SLACK
 
 
 class HomieAdapter:
@@ -117,29 +79,54 @@ class HomieAdapter:
         self.out = DevicePublisher(self.conn, self.topics)
         self.models: dict[str, DeviceModel] = {}
         self.pin_values: dict[tuple[str, int], int] = {}
+        self.active: list[str] = []
+        """The boards that have a child device: those this bridge runs, in config order."""
+        self.stale: dict[str, list[tuple[str, str]]] = {}
+        """Child devices to remove at the next connect: ID → its property topics."""
+        self.tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
-        self._link: asyncio.Task[None] | None = None
         self._stopping = False
 
     def install(self) -> None:
-        """Register on the host: events, the retained read, the link and refresh jobs,
-        the shutdown hook."""
+        """Register on the host: events, claims, the retained read, the link and refresh
+        jobs, the shutdown hook."""
         host = self.host
         host.bus.subscribe(
             self.on_event, kinds=(DatastreamUpdated, PinValue, PacketReceived, BoardOffline)
         )
         host.bus.subscribe(self.on_online, kinds=(BoardOnline,))
+        host.on_refused_changed(self.on_claims)
         host.on_start(self.read_descriptions)
-        host.add_job("homie-mqtt", self.run_link)
+        host.add_job("homie-mqtt", self.conn.run)
         host.add_job("homie-refresh", self.refresh_loop)
         host.on_shutdown(self.shutdown)
 
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` in a task of the adapter's own: tracked, cancelled at shutdown, an
+        error logged and never handed to the caller (a board's session)."""
+        if self._stopping:
+            work.close()
+            return
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("Homie task failed", task=task.get_name(), exc_info=error)
+
     # ---- models ----------------------------------------------------------------------
 
+    def running(self) -> list[str]:
+        """The boards this bridge runs now (`host.runs`), in configuration order."""
+        return [dev for dev in self.child_of if self.host.runs(dev)]
+
     def root_model(self) -> DeviceModel:
-        """The root device (the bridge)."""
+        """The root device (the bridge), its `children` the active boards' devices."""
         name = f"Conduyt bridge {self.options.mqtt.client_id}"
-        return bridge_device(self.root, name, tuple(self.child_of.values()))
+        children = tuple(self.child_of[dev] for dev in self.active)
+        return bridge_device(self.root, name, children)
 
     def child_model(self, dev: str) -> DeviceModel:
         """The child device of board `dev`, as the board is now."""
@@ -154,18 +141,6 @@ class HomieAdapter:
             self.models[device] = found
         return found
 
-    def values(self, dev: str, model: DeviceModel) -> Iterator[tuple[str, PropertyModel, Any]]:
-        """The known values of board `dev`'s retained properties: datastreams, pins."""
-        board = self.host.boards[dev]
-        for slug, value in list(board.values.items()):
-            bound = model.bound(Binding("datastream", slug))
-            if bound is not None:
-                yield bound[0], bound[1], value
-        for (owner, pin), value in list(self.pin_values.items()):
-            bound = model.bound(Binding("pin", str(pin))) if owner == dev else None
-            if bound is not None:
-                yield bound[0], bound[1], value
-
     def child_state(self, dev: str) -> str | None:
         """`ready` while the board is online, `lost` when it was reached before but is not
         now, None (stay `init`) before its first handshake."""
@@ -175,63 +150,106 @@ class HomieAdapter:
         return "lost" if board.hello is not None else None
 
     async def announce_child(self, dev: str) -> None:
-        """(Re)announce board `dev`'s child device: init, description, values, state.
+        """(Re)announce board `dev`'s child device: init, description, values, state (the
+        state decided after the rest left the outbox). Callers hold `_lock`.
 
         Not while the Homie link is down (`on_connect` announces everything then: queued
-        in the outbox, a coalesced `ready` would overtake its `init`). Before the board's
-        first handshake only `init`: its description is not known yet (a retained one
-        from an earlier run stays, and keeps its version if the board is unchanged)."""
+        in the outbox, a coalesced `ready` would overtake its `init`), nor for a board
+        without a child device. Before the board's first handshake only `init`: its
+        description is not known yet (a retained one from an earlier run stays, and keeps
+        its version if the board is unchanged)."""
         model = self.child_model(dev)
         self.models[model.id] = model
-        if not self.conn.connected:
+        if not self.conn.connected or dev not in self.active or self._stopping:
             return
         if self.host.boards[dev].hello is None:
             self.out.state(model.id, "init")
             return
-        await self.out.announce(model, self.values(dev, model), self.child_state(dev))
+        pins = {pin: v for (owner, pin), v in self.pin_values.items() if owner == dev}
+        values = known_values(self.host.boards[dev], pins, model)
+        await self.out.announce(model, values, lambda: self.child_state(dev))
+
+    async def announce_root(self, children: bool = False) -> None:
+        """(Re)announce the root device: init, description, with `children` the child
+        devices' announcements, its version, then `ready` (after the rest settled)."""
+        root = self.root_model()
+        self.models[root.id] = root
+        self.out.state(root.id, "init")
+        self.out.description(root)
+        for dev in self.active if children else ():
+            await self.announce_child(dev)
+        version = root.bound(Binding("bridge", "version"))
+        if version is not None:
+            self.out.value(root.id, *version, self.options.bridge_version)
+        await self.out.settle()
+        self.out.state(root.id, "ready")
+
+    async def announce_locked(self, dev: str) -> None:
+        """`announce_child` under `_lock` (one announcement at a time, in order)."""
+        async with self._lock:
+            await self.announce_child(dev)
+
+    # ---- claims: which boards have a child device --------------------------------------
+
+    def on_claims(self) -> None:
+        """`host.on_refused_changed`: re-evaluate the child devices in a task."""
+        self.spawn(self.sync_children(), "homie-children")
+
+    async def sync_children(self) -> None:
+        """Give the boards this bridge now runs a child device and remove the child of a
+        board it no longer runs (`docs/fleet.md` §2), then re-announce the root with its
+        new `children`. While the link is down only remembered for `on_connect`."""
+        async with self._lock:
+            active = self.running()
+            if active == self.active:
+                return
+            gone = [dev for dev in self.active if dev not in active]
+            new = [dev for dev in active if dev not in self.active]
+            self.active = active
+            for dev in gone:
+                device = self.child_of[dev]
+                self.stale[device] = described_properties(self.model(device).content())
+                self.models.pop(device, None)
+            if not self.conn.connected or self._stopping:
+                return
+            self.remove_stale()
+            for dev in new:
+                await self.announce_child(dev)
+            await self.announce_root()
+
+    def remove_stale(self) -> None:
+        """Remove the child devices in `stale` ($state first, the convention)."""
+        for device, props in self.stale.items():
+            self.out.remove(device, props)
+            log.info("Homie child device removed", device=device)
+        self.stale = {}
 
     # ---- broker side -----------------------------------------------------------------
 
-    async def run_link(self) -> None:
-        """The host job of the Homie MQTT link. The link itself runs in a task of its own
-        that the host's cancellation does not reach (`LINK_GRACE_S`): the shutdown hook
-        still needs it to publish `disconnected`."""
-        if self._link is None or self._link.done():
-            self._link = asyncio.get_running_loop().create_task(self.conn.run(), name="homie")
-        link = self._link
-        try:
-            await asyncio.shield(link)
-        except asyncio.CancelledError:
-            if not link.done():
-                asyncio.get_running_loop().call_later(LINK_GRACE_S, link.cancel)
-            raise
-
     async def on_connect(self) -> None:
         """After every (re)connect of the Homie link: subscribe to the children's `/set`
-        topics, then announce the children and, last, the root (`ready`)."""
+        topics, remove stale children, then announce the children and, last, the root
+        (`ready`)."""
         await self.conn.subscribe([self.topics.set_filter(c) for c in self.child_of.values()])
         async with self._lock:
-            root = self.root_model()
-            self.models[root.id] = root
-            version = root.bound(Binding("bridge", "version"))
-            values = [] if version is None else [(*version, self.options.bridge_version)]
-            await self.out.announce(root, [], None)
-            for dev in self.child_of:
-                await self.announce_child(dev)
-            for node, prop, value in values:
-                self.out.value(root.id, node, prop, value)
-            await self.out.settle()
-            self.out.state(root.id, "ready")
+            self.active = self.running()
+            self.remove_stale()
+            await self.announce_root(children=True)
 
     async def read_descriptions(self) -> None:
         """Start hook: read the retained `$description`s of the root and the children so
-        that unchanged documents keep their versions across restarts."""
+        that unchanged documents keep their versions across restarts, and those of the
+        root's former children no longer configured, to remove them (`stale`)."""
         mqtt = self.host.mqtt
         if not mqtt.connected:
             return
         devices = [self.root, *self.child_of.values()]
         try:
             found = await mqtt.fetch_retained([self.topics.description(d) for d in devices])
+            before = described_children(found.get(self.topics.description(self.root)))
+            former = [c for c in before if c not in self.dev_of and c != self.root]
+            if former:
+                found |= await mqtt.fetch_retained([self.topics.description(c) for c in former])
         except aiomqtt.MqttError as exc:
             log.info("could not read retained Homie descriptions", error=describe_exception(exc))
             return
@@ -239,34 +257,26 @@ class HomieAdapter:
             payload = found.get(self.topics.description(device))
             if payload:
                 self.out.remember(device, payload)
+        for device in former:
+            payload = found.get(self.topics.description(device))
+            self.stale[device] = described_properties(payload)
 
     async def on_message(self, message: aiomqtt.Message) -> None:
-        """A message on the Homie link: a `/set` becomes a `HomieSet` job for its board."""
+        """A message on the Homie link: a `/set` becomes a `HomieSet` job for its board
+        (ignored for a board without a child device)."""
         topic = message.topic.value
         parsed = self.topics.parse_set(topic)
         dev = self.dev_of.get(parsed[0]) if parsed is not None else None
-        if parsed is None or dev is None:
+        if parsed is None or dev is None or dev not in self.active or self._stopping:
             log.debug("Homie message on an unknown topic", topic=topic)
             return
         board = self.host.boards[dev]
         device, node, prop_id = parsed
         raw = message.payload
         payload = raw if isinstance(raw, bytes) else str(raw or "").encode()
-        limit = set_limit(board)
-        if len(payload) > limit:
-            error = ConduytPayloadError(
-                f"payload of {len(payload)} bytes is longer than any value for board "
-                f"'{dev}' can be ({limit} bytes at most)",
-                ErrorName.PAYLOAD_TOO_LONG,
-            )
-            self.report(board, topic, error)
-            return
         prop = self.model(device).property(node, prop_id)
-        if prop is None:
-            error = ConduytPayloadError(
-                f"device '{device}' has no property '{node}/{prop_id}' (see its $description)",
-                ErrorName.BAD_TOPIC,
-            )
+        error = set_refusal(board, device, node, prop_id, prop, len(payload))
+        if error is not None or prop is None:
             self.report(board, topic, error)
             return
         board.submit(
@@ -276,7 +286,7 @@ class HomieAdapter:
     def done(self, board: Board, command: HomieSet, value: Any) -> None:
         """A `/set` succeeded: publish the value (pins, module commands; a datastream's
         value comes with its `DatastreamUpdated`)."""
-        if value is None:
+        if value is None or board.dev not in self.active:
             return
         binding = command.prop.binding
         if binding.kind == "pin" and isinstance(value, int):
@@ -287,12 +297,12 @@ class HomieAdapter:
         """A `/set` was refused or failed: the error report."""
         self.report(board, command.topic, error)
 
-    def report(self, board: Board, topic: str, error: ConduytError) -> None:
-        """Publish the error report of `docs/topics.md` §6 for `/set` topic `topic` on
-        `{base}/{dev}/error` through the bridge's link, and keep it in the board's recent
-        errors. Debug level: any client allowed on the broker can cause one."""
-        doc = error_report(topic, error)
-        board.errors.append({**doc, "ts": time.time()})
+    def report(self, board: Board, topic: str, error: ConduytError | None) -> None:
+        """Report a refused `/set` on topic `topic` through `Board.report_failure` (the
+        Conduyt layout's error report on `{base}/{dev}/error`, `docs/topics.md` §6, and
+        the board's recent errors). Debug level: any client on the broker can cause one."""
+        if error is None:
+            return
         log.debug(
             "Homie command refused",
             device=board.dev,
@@ -300,15 +310,14 @@ class HomieAdapter:
             error=error_kind(error),
             reason=str(error),
         )
-        error_topic = f"{self.options.base_topic}/{board.dev}/error"
-        self.host.mqtt.publish(error_topic, dumps(doc), qos=1, coalesce=False)
+        board.report_failure(topic, error)
 
     # ---- board events ------------------------------------------------------------------
 
     def on_event(self, event: BoardEvent) -> None:
         """Datastream values, pin values, module events and boards going away."""
         device = self.child_of.get(event.dev)
-        if device is None or self._stopping:
+        if device is None or event.dev not in self.active or self._stopping:
             return
         if isinstance(event, DatastreamUpdated):
             bound = self.model(device).bound(Binding("datastream", event.slug))
@@ -321,40 +330,31 @@ class HomieAdapter:
                 self.out.value(device, bound[0], bound[1], event.value)
         elif isinstance(event, PacketReceived):
             if event.packet.type == PacketType.MOD_EVENT:
-                self.module_event(event.dev, device, event.packet.payload)
+                self.on_module_event(event.dev, device, event.packet.payload)
         elif (
             isinstance(event, BoardOffline)
             and self.conn.connected
-            and self.out.states.get(device) == "ready"
+            and self.out.states.get(device) not in (None, "lost")
+            and self.child_state(event.dev) == "lost"
         ):
             self.out.state(device, "lost")
 
-    async def on_online(self, event: BoardEvent) -> None:
-        """`BoardOnline`: re-announce the board's child device, `ready`."""
+    def on_online(self, event: BoardEvent) -> None:
+        """`BoardOnline`: re-announce the board's child device (`ready`) in a task of the
+        adapter's own; the board's handshake does not wait for it."""
         if event.dev not in self.child_of or self._stopping:
             return
         if isinstance(event, BoardOnline) and event.changed:
             self.pin_values = {k: v for k, v in self.pin_values.items() if k[0] != event.dev}
-        async with self._lock:
-            await self.announce_child(event.dev)
+        self.spawn(self.announce_locked(event.dev), f"homie-announce-{event.dev}")
 
-    def module_event(self, dev: str, device: str, payload: bytes) -> None:
+    def on_module_event(self, dev: str, device: str, payload: bytes) -> None:
         """A MOD_EVENT on its module's event property, attributed by shape as on the
         Conduyt topics (`docs/topics.md` §5); one that cannot be attributed is skipped."""
-        hello = self.host.boards[dev].hello
-        if hello is None:
+        found = module_event(self.host.boards[dev].hello, payload)
+        if found is None:
             return
-        try:
-            event = parse_mod_event(payload)
-            ordered = sorted(hello.modules, key=lambda m: m.module_id)
-            name = attribute_event([m.name for m in ordered], event.event, event.data)
-            if name is None:
-                return
-            event_name, fields = decode_event(name, event.event, event.data)
-        except PayloadDecodeError as exc:
-            log.debug("malformed MOD_EVENT", device=dev, error=describe_exception(exc))
-            return
-        slug = next(s for s, m in module_slugs(hello.modules).items() if m.name == name)
+        slug, event_name, fields = found
         bound = self.model(device).bound(Binding("event", slug, event_name))
         if bound is not None:
             self.out.value(device, bound[0], bound[1], fields)
@@ -364,27 +364,26 @@ class HomieAdapter:
         pin mode or subscription set since)."""
         while True:
             await asyncio.sleep(REFRESH_S)
-            for dev, device in self.child_of.items():
+            for dev in list(self.active):
                 if self.host.boards[dev].online and self.out.changed(self.child_model(dev)):
-                    async with self._lock:
-                        await self.announce_child(dev)
-                    log.debug("Homie description changed", device=device)
+                    await self.announce_locked(dev)
+                    log.debug("Homie description changed", device=self.child_of[dev])
 
     # ---- shutdown --------------------------------------------------------------------
 
     def final_messages(self) -> list[OutMessage]:
-        """`disconnected` for every child, then for the root."""
-        return self.out.final_messages([*self.child_of.values(), self.root])
+        """`disconnected` for every child device, then for the root."""
+        return self.out.final_messages([*(self.child_of[d] for d in self.active), self.root])
 
     async def shutdown(self) -> None:
-        """Shutdown hook: the final states, then the link's clean DISCONNECT."""
+        """Shutdown hook (the host cancels the link's job only after it): stop the
+        announcements, then the final states and the link's clean DISCONNECT."""
         self._stopping = True
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=0.5)
         await self.conn.close(self.final_messages())
-        link = self._link
-        if link is not None and not link.done():
-            link.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({link}, timeout=1.0)
 
 
 def homie_adapter(options: HomieOptions) -> Adapter:

@@ -1,7 +1,10 @@
 """A Homie `/set` as a command for a board's worker (`docs/homie.md` §5; the Homie
 convention, "Property command topic").
 
-The payload is read in the convention's form for the property's datatype
+A `/set` to a property its `$description` does not declare `settable` is refused before
+it reaches the board (`not_settable`): a pin published read-only (an input, an analog poll,
+a subscription) must not be driven as an output. The payload is read in the convention's
+form for the property's datatype
 (`conduyt_bridge.northbound.homie.values.parse_value`); everything else — whether the
 datastream exists and is writable, the value's range, the pin's capabilities and mode, the
 module command's arguments — is checked by the board core, exactly as for a command on
@@ -19,7 +22,12 @@ from typing import Any
 
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.core.modules import resolve_command, run_command
-from conduyt_bridge.errors import ConduytCapabilityError, ConduytError, ErrorName
+from conduyt_bridge.errors import (
+    ConduytCapabilityError,
+    ConduytError,
+    ConduytPayloadError,
+    ErrorName,
+)
 from conduyt_bridge.northbound.homie.model import PropertyModel
 from conduyt_bridge.northbound.homie.values import parse_base64, parse_value
 from conduyt_bridge.protocol.constants import DatastreamType
@@ -32,6 +40,56 @@ Done = Callable[[Board, "HomieSet", Any], None]
 
 Refused = Callable[[Board, "HomieSet", ConduytError], None]
 """Called with the board, the command and the error after a refusal or failure."""
+
+
+SET_SLACK = 1024
+"""Bytes allowed in a `/set` payload beyond 6 per byte the board takes (`set_limit`)."""
+
+
+def set_limit(board: Board) -> int:
+    """Longest `/set` payload taken for `board`, bytes: 6 per byte of its `max_payload`
+    (65535 before the first handshake) plus `SET_SLACK`, the Conduyt layout's rule
+    (`docs/hostile-input.md`)."""
+    return 6 * (board.max_payload or 0xFFFF) + SET_SLACK
+
+
+def set_refusal(
+    board: Board, device: str, node: str, prop_id: str, prop: PropertyModel | None, size: int
+) -> ConduytError | None:
+    """Why a `/set` of `size` bytes to `{device}/{node}/{prop_id}` (`prop`: the property
+    in the last announced `$description`, None if it has none) is refused before it is
+    queued for `board`: too long, no such property, not settable; None to queue it."""
+    limit = set_limit(board)
+    if size > limit:
+        return ConduytPayloadError(
+            f"payload of {size} bytes is longer than any value for board "
+            f"'{board.dev}' can be ({limit} bytes at most)",
+            ErrorName.PAYLOAD_TOO_LONG,
+        )
+    if prop is None:
+        return ConduytPayloadError(
+            f"device '{device}' has no property '{node}/{prop_id}' (see its $description)",
+            ErrorName.BAD_TOPIC,
+        )
+    return not_settable(node, prop)
+
+
+def not_settable(node: str, prop: PropertyModel) -> ConduytCapabilityError | None:
+    """The refusal of a `/set` to `prop` of node `node` when its `$description` does not
+    declare it `settable` (the Homie convention, "Property command topic": only settable
+    properties take commands), None when it does. `DATASTREAM_READONLY` for a datastream,
+    `CAPABILITY` otherwise."""
+    if prop.settable:
+        return None
+    what = f"property '{node}/{prop.id}' is not settable"
+    if prop.binding.kind == "datastream":
+        return ConduytCapabilityError(
+            f"{what}: datastream '{prop.name}' is read-only",
+            ErrorName.DATASTREAM_READONLY,
+        )
+    return ConduytCapabilityError(
+        f"{what} (read-only in the device's $description)", ErrorName.CAPABILITY
+    )
 
 
 @dataclass(slots=True)
@@ -67,6 +125,9 @@ class HomieSet:
         Raises ConduytPayloadError (the payload's form), ConduytCapabilityError,
         ConduytNAKError, ConduytTimeoutError, ConduytDisconnectedError (from the core).
         """
+        refusal = not_settable(self.node, self.prop)
+        if refusal is not None:
+            raise refusal
         binding = self.prop.binding
         if binding.kind == "datastream":
             ds = board.datastream(binding.key)
@@ -95,4 +156,13 @@ class HomieSet:
         self.refused(board, self, error)
 
 
-__all__ = ["RAW_HINT", "Done", "HomieSet", "Refused"]
+__all__ = [
+    "RAW_HINT",
+    "SET_SLACK",
+    "Done",
+    "HomieSet",
+    "Refused",
+    "not_settable",
+    "set_limit",
+    "set_refusal",
+]

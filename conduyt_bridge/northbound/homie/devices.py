@@ -3,6 +3,9 @@ one child device per board, built from the board core's state."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.northbound.homie.model import (
     BOARD_TYPE,
@@ -42,4 +45,20 @@ def bridge_device(root_id: str, name: str, children: tuple[str, ...]) -> DeviceM
     return DeviceModel(root_id, name, BRIDGE_TYPE, {BRIDGE_NODE: node}, children=children)
 
 
-__all__ = ["board_device", "bridge_device"]
+def known_values(
+    board: Board, pins: Mapping[int, int], model: DeviceModel
+) -> list[tuple[str, PropertyModel, Any]]:
+    """(node ID, property, value) of the known values of `board`'s datastreams and of
+    its pins (`pins`: pin → last value) that have a property in `model`."""
+    found: list[tuple[str, PropertyModel, Any]] = []
+    keys = [Binding("datastream", slug) for slug in board.values]
+    keys += [Binding("pin", str(pin)) for pin in pins]
+    values = [*board.values.values(), *pins.values()]
+    for key, value in zip(keys, values, strict=True):
+        bound = model.bound(key)
+        if bound is not None:
+            found.append((bound[0], bound[1], value))
+    return found
+
+
+__all__ = ["board_device", "bridge_device", "known_values"]

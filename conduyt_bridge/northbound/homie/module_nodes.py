@@ -21,7 +21,17 @@ from conduyt_bridge.core.naming import module_slugs
 from conduyt_bridge.northbound.homie.ids import homie_id, unique_ids
 from conduyt_bridge.northbound.homie.model import Binding, NodeModel, PropertyModel, range_format
 from conduyt_bridge.northbound.homie.values import number_text
-from conduyt_bridge.protocol.modules import CATALOG, ArgSpec, CommandSpec, WireType
+from conduyt_bridge.protocol.commands import parse_mod_event
+from conduyt_bridge.protocol.errors import PayloadDecodeError
+from conduyt_bridge.protocol.hello import HelloResp
+from conduyt_bridge.protocol.modules import (
+    CATALOG,
+    ArgSpec,
+    CommandSpec,
+    WireType,
+    attribute_event,
+    decode_event,
+)
 
 _INTEGER_WIRE = frozenset({WireType.U8, WireType.U16, WireType.I32})
 
@@ -149,4 +159,30 @@ def module_nodes(board: Board, taken: Iterable[str] = ()) -> list[NodeModel]:
     return nodes
 
 
-__all__ = ["arg_schema", "args_schema", "command_property", "module_nodes", "scalar_datatype"]
+def module_event(hello: HelloResp | None, payload: bytes) -> tuple[str, str, Any] | None:
+    """(module slug, event name, fields) of a MOD_EVENT payload, attributed by shape as
+    on the Conduyt topics (`docs/topics.md` §5); None when it cannot be attributed or is
+    malformed."""
+    if hello is None:
+        return None
+    try:
+        event = parse_mod_event(payload)
+        ordered = sorted(hello.modules, key=lambda m: m.module_id)
+        name = attribute_event([m.name for m in ordered], event.event, event.data)
+        if name is None:
+            return None
+        event_name, fields = decode_event(name, event.event, event.data)
+    except PayloadDecodeError:
+        return None
+    slug = next(s for s, m in module_slugs(hello.modules).items() if m.name == name)
+    return slug, event_name, fields
+
+
+__all__ = [
+    "arg_schema",
+    "args_schema",
+    "command_property",
+    "module_event",
+    "module_nodes",
+    "scalar_datatype",
+]

@@ -3,7 +3,10 @@
 
 A device is announced as `$state` `init`, then its `$description` (retained JSON), then its
 property values, then its final state (`ready`, or `lost` for a board the bridge cannot
-reach now). The description's `version` is an integer that only changes with the
+reach now), decided only once the rest has left the outbox (a board that went offline
+meanwhile ends `lost`, not `ready`). A device is removed by clearing its `$state` first,
+then its `$description` and property topics (the convention, "Device removal"). The
+description's `version` is an integer that only changes with the
 description: the same document keeps its version, also across restarts of the bridge
 (the retained descriptions are read back at start, `remember`); a new document gets
 `max(old + 1, now in ms)`, so it is always higher than any version published before.
@@ -14,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from conduyt_bridge.northbound.homie.ids import HomieTopics
+from conduyt_bridge.northbound.homie.ids import HomieTopics, is_homie_id
 from conduyt_bridge.northbound.homie.model import DeviceModel, PropertyModel
 from conduyt_bridge.northbound.homie.values import format_value
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
@@ -127,18 +130,33 @@ class DevicePublisher:
         self,
         model: DeviceModel,
         values: Iterable[tuple[str, PropertyModel, Any]],
-        final: str | None,
+        final: Callable[[], str | None],
     ) -> None:
         """`$state` `init`, `$description`, the retained `values` (node ID, property,
-        value), then `$state` `final` (None: stay `init`)."""
+        value), then `$state` `final()` (None: stay `init`), asked only after `settle`
+        so that it reflects the device as it is then."""
         self.state(model.id, "init")
         self.description(model)
         for node, prop, value in values:
             if prop.retained:
                 self.value(model.id, node, prop, value)
-        if final is not None:
-            await self.settle()
-            self.state(model.id, final)
+        await self.settle()
+        state = final()
+        if state is not None:
+            self.state(model.id, state)
+
+    def remove(self, device: str, properties: Iterable[tuple[str, str]]) -> None:
+        """Remove `device` (the convention, "Device removal"): clear its `$state` first,
+        then its `$description` and the topics of `properties` (node ID, property ID),
+        and forget it."""
+        self.conn.publish(self.topics.state(device), b"", qos=QOS, retain=True)
+        self.conn.publish(self.topics.description(device), b"", qos=QOS, retain=True)
+        for node, prop in properties:
+            self.conn.publish(self.topics.value(device, node, prop), b"", qos=QOS, retain=True)
+        self.states.pop(device, None)
+        self.versions.pop(device, None)
+        self._contents.pop(device, None)
+        self._found.pop(device, None)
 
     def final_messages(self, devices: Iterable[str]) -> list[OutMessage]:
         """`$state` `disconnected` for `devices` (retained), in order: the last messages
@@ -146,4 +164,45 @@ class DevicePublisher:
         return [OutMessage(self.topics.state(d), b"disconnected", QOS, True) for d in devices]
 
 
-__all__ = ["QOS", "SETTLE_S", "STATES", "DevicePublisher", "dumps"]
+def _document(doc: Any) -> Any:
+    if isinstance(doc, bytes):
+        try:
+            return json.loads(doc)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+    return doc
+
+
+def described_properties(doc: Any) -> list[tuple[str, str]]:
+    """(node ID, property ID) of every property of a `$description` (a document or its
+    payload; nothing for a malformed one)."""
+    doc = _document(doc)
+    nodes = doc.get("nodes") if isinstance(doc, dict) else None
+    if not isinstance(nodes, dict):
+        return []
+    return [
+        (node, prop)
+        for node, body in nodes.items()
+        if isinstance(body, dict) and isinstance(body.get("properties"), dict)
+        for prop in body["properties"]
+    ]
+
+
+def described_children(payload: bytes | None) -> list[str]:
+    """The `children` of a retained `$description` payload (valid IDs only)."""
+    doc = _document(payload)
+    children = doc.get("children") if isinstance(doc, dict) else None
+    if not isinstance(children, list):
+        return []
+    return [c for c in children if isinstance(c, str) and is_homie_id(c)]
+
+
+__all__ = [
+    "QOS",
+    "SETTLE_S",
+    "STATES",
+    "DevicePublisher",
+    "described_children",
+    "described_properties",
+    "dumps",
+]

@@ -4,7 +4,8 @@ out, `/set` payloads in.
 Out: integers as decimal text, floats in their shortest round-tripping text without a `+`
 in the exponent (`1e20`, never `1e+20`: the convention allows only digits, `-`, `.`,
 `e`/`E`), booleans `true`/`false`, strings as UTF-8 with the empty string as one 0x00 byte,
-JSON as compact JSON. Non-finite floats have no Homie form and are not published.
+JSON as compact JSON. Non-finite floats have no Homie form: a float property with one is
+not published, and inside a JSON value they become `null` (`NaN` is not JSON, RFC 8259 §6).
 
 In: exactly the convention's forms (`TRUE`, `1`, ` 21.5` and `NaN` are refused), checked
 here for form only; ranges, writability and capabilities are checked by the board core like
@@ -58,7 +59,7 @@ def format_value(datatype: str, value: Any) -> bytes | None:
 
     `boolean` → `true`/`false` (any truthy value: a pin's 0/1); `integer` → decimal text;
     `float` → `float_text`; `string` → UTF-8 (bytes as base64, "" as `EMPTY_STRING`);
-    `json` → compact JSON.
+    `json` → compact JSON, non-finite floats as `null` (`json_safe`).
     """
     if datatype == "boolean":
         return b"true" if value else b"false"
@@ -81,8 +82,26 @@ def format_value(datatype: str, value: Any) -> bytes | None:
         text = str(value)
         return text.encode("utf-8") if text else EMPTY_STRING
     if datatype == "json":
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            doc = json.dumps(
+                json_safe(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            )
+        except (TypeError, ValueError):
+            return None
+        return doc.encode()
     return None
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float (NaN, ±inf) replaced by None, in nested
+    objects and arrays too: JSON has no form for them (RFC 8259 §6)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def decode_text(payload: bytes) -> str:
@@ -178,6 +197,7 @@ __all__ = [
     "decode_text",
     "float_text",
     "format_value",
+    "json_safe",
     "number_text",
     "parse_base64",
     "parse_value",

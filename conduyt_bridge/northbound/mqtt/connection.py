@@ -147,6 +147,8 @@ class MqttConnection:
         topic: bounded)."""
         self._sending: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._restart = asyncio.Event()
+        """Set by `reconnect`: ends the current session, `run()` connects again."""
         self.published = 0
         self.dropped = 0
         self.reconnects = 0
@@ -341,6 +343,28 @@ class MqttConnection:
         suppresses the Will, which is why `final` carries the `offline` states.
         """
         self._stopping = True
+        await self._publish_final(final, timeout_s)
+
+    async def reconnect(
+        self, final: Iterable[OutMessage] = (), timeout_s: float = CLOSE_TIMEOUT_S
+    ) -> None:
+        """Publish `final` like `close`, then end the current session (clean DISCONNECT)
+        so that `run()` connects again with a new client (and a new Will). Nothing happens
+        when the link is down (`run()` is reconnecting already)."""
+        if self._client is None or not self.connected:
+            return
+        await self._publish_final(final, timeout_s)
+        self._restart.set()
+
+    def discard_queued(self) -> int:
+        """Drop every message waiting in the outbox (not the ones handed to the client
+        already) and return how many: for an owner whose queued messages mean nothing in
+        a new session (Sparkplug's `seq`, `docs/sparkplug.md` §2)."""
+        count = len(self._outbox)
+        self._outbox.clear()
+        return count
+
+    async def _publish_final(self, final: Iterable[OutMessage], timeout_s: float) -> None:
         client = self._client
         if client is None or not self.connected:
             return
@@ -369,6 +393,7 @@ class MqttConnection:
             await self._subscriptions.apply(client, list(self._subscriptions.filters), v5=self.v5)
         self._connected.set()
         self._down.clear()
+        self._restart.clear()
         log.info("broker connected", url=redact_url(self.settings.url))
         try:
             await self._on_connect()
@@ -376,6 +401,7 @@ class MqttConnection:
             log.exception("republishing after connect failed")
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._publisher(client))
+            tg.create_task(self._restart_requested())
             async for first in client.messages:
                 message: aiomqtt.Message | None = first
                 while message is not None:
@@ -386,6 +412,12 @@ class MqttConnection:
                     # Drain what is queued already (InboundStats.take_nowait says why).
                     message = self.inbound.take_nowait()
                 self.inbound.release_memory()
+
+    async def _restart_requested(self) -> None:
+        # `reconnect`: ends the serve TaskGroup like a lost link would.
+        await self._restart.wait()
+        self._restart.clear()
+        raise aiomqtt.MqttError("reconnect requested")
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
         # Drains the outbox (messages queued while away or while the window was full).

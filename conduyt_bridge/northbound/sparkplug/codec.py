@@ -186,15 +186,25 @@ def decode_command(data: bytes) -> tuple[list[CommandMetric], int]:
     return out, max(0, len(payload.metrics) - MAX_COMMAND_METRICS)
 
 
+def as_signed(value: DatastreamValue, datatype: int | None) -> DatastreamValue:
+    """`value` as read from `int_value`/`long_value` (unsigned on the wire), sign-converted
+    for a signed `datatype` (two's complement, 3.0 §6.4.16); anything else as is."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    if datatype in _INT32 and 2**31 <= value < 2**32:
+        return value - 2**32
+    if datatype == DataType.INT64 and value >= 2**63:
+        return value - 2**64
+    return value
+
+
 def _read_value(pm: Any, datatype: int | None) -> DatastreamValue | None:
     field = pm.WhichOneof("value")
     if field is None:
         return None
     value = getattr(pm, field)
-    if field == "int_value" and datatype in _INT32 and value >= 2**31:
-        value -= 2**32  # two's complement (3.0 §6.4.16)
-    elif field == "long_value" and datatype == DataType.INT64 and value >= 2**63:
-        value -= 2**64
+    if field in ("int_value", "long_value"):
+        value = as_signed(value, datatype)
     if isinstance(value, bool | int | float | str | bytes):
         return value
     return None  # DataSet, Template, extension: not a datastream value
@@ -207,6 +217,7 @@ __all__ = [
     "DataType",
     "Metric",
     "SparkplugPayloadError",
+    "as_signed",
     "datatype_of",
     "decode_command",
     "encode_payload",

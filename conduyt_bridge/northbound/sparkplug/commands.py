@@ -5,18 +5,25 @@ A DCMD metric names a datastream by alias (from the DBIRTH) or by name (its slug
 becomes one `SparkplugWrite` submitted to the board, so it is validated, serialized and
 executed like every other command (`Board.submit`). Success needs no answer of its own:
 the write emits `DatastreamUpdated`, which goes out as DDATA with the new value (the
-spec's report of a write). A refusal goes to the `Refusals` given (logged, counted and
-published on `{base}/{dev}/error`).
+spec's report of a write). A refusal goes to the `Refusals` given (counted, and reported
+through `Board.report_failure` with the label `"{DCMD topic} {metric name}"`).
+
+A DCMD metric without a datatype (recommended with aliases, 3.0 §6.4.4) is read with the
+datatype of the datastream it names, so a negative Int8..Int64 in the unsigned
+`int_value`/`long_value` field is sign-converted (`codec.as_signed`). `Node Control/Rebirth`
+is asked for by name only
+(`tck-id-operational-behavior-data-commands-rebirth-name-aliases`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.errors import ConduytError
-from conduyt_bridge.northbound.sparkplug.codec import CommandMetric, DataType
+from conduyt_bridge.northbound.sparkplug.codec import CommandMetric, DataType, as_signed
 from conduyt_bridge.northbound.sparkplug.metrics import REBIRTH, AliasTable
 from conduyt_bridge.protocol.values import DatastreamValue
 
@@ -24,8 +31,8 @@ from conduyt_bridge.protocol.values import DatastreamValue
 class Refusals(Protocol):
     """Where a refused DCMD write is reported."""
 
-    def refused(self, board: Board, topic: str, error: ConduytError) -> None:
-        """Report `error` for the command that arrived on `topic` (must not block)."""
+    def refused(self, board: Board, label: str, error: ConduytError) -> None:
+        """Report `error` for the command `label` (DCMD topic and metric; must not block)."""
         ...
 
 
@@ -43,7 +50,8 @@ class SparkplugWrite:
 
     @property
     def label(self) -> str:
-        """The DCMD topic and metric, for logs."""
+        """The DCMD topic and metric name, `"{topic} {slug}"` (the `topic` of the error
+        report on `{base}/{dev}/error`, `docs/sparkplug.md` §5)."""
         return f"{self.topic} {self.slug}"
 
     async def run(self, board: Board) -> dict[str, Any]:
@@ -55,7 +63,7 @@ class SparkplugWrite:
 
     def failed(self, board: Board, error: ConduytError) -> None:
         """Hand the refusal to `refusals`."""
-        self.refusals.refused(board, self.topic, error)
+        self.refusals.refused(board, self.label, error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +75,14 @@ class Write:
 
 
 def dcmd_writes(
-    dev: str, metrics: list[CommandMetric], aliases: AliasTable
+    dev: str,
+    metrics: list[CommandMetric],
+    aliases: AliasTable,
+    datatypes: Mapping[str, DataType],
 ) -> tuple[list[Write], int]:
     """The writes of a DCMD for board `dev`, and how many metrics could not be used (no
-    name nor an alias of this device, or no value)."""
+    name nor an alias of this device, or no value). `datatypes` (slug → datatype of the
+    board's datastreams) reads a value sent without a datatype."""
     writes: list[Write] = []
     unusable = 0
     for metric in metrics:
@@ -81,17 +93,18 @@ def dcmd_writes(
         if not slug or metric.value is None:
             unusable += 1
             continue
-        writes.append(Write(slug, metric.value))
+        value = metric.value
+        if metric.datatype is None:
+            value = as_signed(value, datatypes.get(slug))
+        writes.append(Write(slug, value))
     return writes, unusable
 
 
-def asks_rebirth(metrics: list[CommandMetric], aliases: AliasTable) -> bool:
-    """True when an NCMD sets `Node Control/Rebirth` (by name or alias) to true."""
+def asks_rebirth(metrics: list[CommandMetric]) -> bool:
+    """True when an NCMD sets `Node Control/Rebirth` to true, by name: the metric has no
+    alias (`tck-id-operational-behavior-data-commands-rebirth-name-aliases`)."""
     for metric in metrics:
         name = metric.name
-        if not name and metric.alias is not None:
-            key = aliases.lookup(metric.alias)
-            name = key[1] if key is not None and key[0] == "" else ""
         if name == REBIRTH and metric.value is True:
             return True
         if name == REBIRTH and metric.datatype in (None, DataType.BOOLEAN) and metric.value == 1:

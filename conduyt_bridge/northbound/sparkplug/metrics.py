@@ -10,9 +10,14 @@ Device metrics: one per datastream, named by its slug (as in `{base}/{dev}/ds/{s
 with the datatype of `codec.datatype_of` and the properties `engUnit` (String, when the
 datastream has a unit), `readOnly` (Boolean) and `retain` (Boolean).
 
-Every metric has an alias, unique within the edge node and stable for the bridge's
-lifetime (a rebirth repeats the same aliases; a datastream seen for the first time gets
-the next free number).
+Every metric but `Node Control/Rebirth` has an alias, unique within the edge node and
+stable for the bridge's lifetime (a rebirth repeats the same aliases; a datastream seen
+for the first time gets the next free number). The rebirth control has none: a host asks
+for it by name (`tck-id-operational-behavior-data-commands-rebirth-name-aliases`).
+
+Every metric of a BIRTH or DATA message carries a timestamp
+(`tck-id-payloads-name-birth-data-requirement`): a datastream's value time, else the
+message's time (`ts_ms`, ms since the epoch).
 """
 
 from __future__ import annotations
@@ -84,31 +89,37 @@ def node_values(
 
 
 def node_birth_metrics(
-    aliases: AliasTable, bdseq: int, values: Mapping[str, tuple[DataType, DatastreamValue]]
+    aliases: AliasTable,
+    bdseq: int,
+    values: Mapping[str, tuple[DataType, DatastreamValue]],
+    ts_ms: int,
 ) -> list[Metric]:
-    """The NBIRTH metrics: `bdSeq`, `Node Control/Rebirth` = false, then `values`."""
+    """The NBIRTH metrics, each at `ts_ms`: `bdSeq`, `Node Control/Rebirth` = false
+    (without alias), then `values`."""
     metrics = [
-        Metric(BDSEQ, aliases.alias("", BDSEQ), DataType.INT64, bdseq),
-        Metric(REBIRTH, aliases.alias("", REBIRTH), DataType.BOOLEAN, False),
+        Metric(BDSEQ, aliases.alias("", BDSEQ), DataType.INT64, bdseq, ts_ms=ts_ms),
+        Metric(REBIRTH, None, DataType.BOOLEAN, False, ts_ms=ts_ms),
     ]
     for name, (datatype, value) in values.items():
-        metrics.append(Metric(name, aliases.alias("", name), datatype, value))
+        metrics.append(Metric(name, aliases.alias("", name), datatype, value, ts_ms=ts_ms))
     return metrics
 
 
 def node_data_metrics(
-    aliases: AliasTable, changed: Iterable[tuple[str, tuple[DataType, DatastreamValue]]]
+    aliases: AliasTable,
+    changed: Iterable[tuple[str, tuple[DataType, DatastreamValue]]],
+    ts_ms: int,
 ) -> list[Metric]:
-    """NDATA metrics (alias only, 3.0 §6.4.5) for the `changed` node values."""
+    """NDATA metrics (alias only, 3.0 §6.4.5) for the `changed` node values, at `ts_ms`."""
     return [
-        Metric(None, aliases.alias("", name), None, value, value_type=datatype)
+        Metric(None, aliases.alias("", name), None, value, ts_ms=ts_ms, value_type=datatype)
         for name, (datatype, value) in changed
     ]
 
 
-def device_birth_metrics(aliases: AliasTable, board: Board) -> list[Metric]:
+def device_birth_metrics(aliases: AliasTable, board: Board, ts_ms: int) -> list[Metric]:
     """The DBIRTH metrics of `board`: each datastream with its last value (`is_null` when
-    none yet), its time and its properties."""
+    none yet), its time (`ts_ms` when it has no value yet) and its properties."""
     metrics: list[Metric] = []
     for slug, ds in board.ds_by_slug.items():
         props: dict[str, tuple[DataType, DatastreamValue]] = {}
@@ -123,7 +134,7 @@ def device_birth_metrics(aliases: AliasTable, board: Board) -> list[Metric]:
                 aliases.alias(board.dev, slug),
                 datatype_of(ds),
                 board.values.get(slug),
-                ts_ms=None if at is None else int(at * 1000),
+                ts_ms=ts_ms if at is None else int(at * 1000),
                 properties=props,
             )
         )

@@ -7,6 +7,7 @@ Edge node messages are `spBv1.0/{group}/{NBIRTH|NDEATH|NDATA|NCMD}/{edge}`, devi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 NAMESPACE = "spBv1.0"
@@ -65,4 +66,33 @@ def state_topic(host_id: str) -> str:
     return f"{NAMESPACE}/STATE/{host_id}"
 
 
-__all__ = ["NAMESPACE", "SparkplugTopics", "check_id", "state_topic"]
+MAX_STATE_BYTES = 1024
+"""Largest `STATE` payload read; a bigger one is ignored."""
+
+
+def parse_state(data: bytes) -> tuple[bool, int]:
+    """`(online, timestamp ms)` of a `STATE` payload (3.0 §7.4: JSON `{"online": bool,
+    "timestamp": ms}`; an integral float such as `1.7e12` is accepted as ms, a missing
+    timestamp is 0). Raises ValueError (also for a payload over `MAX_STATE_BYTES`)."""
+    if len(data) > MAX_STATE_BYTES:
+        raise ValueError("too large")
+    try:
+        doc = json.loads(data)
+        online, ts = doc["online"], doc.get("timestamp", 0)
+    except (KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise ValueError(f"not a STATE document: {exc!r}") from None
+    if isinstance(ts, float) and ts.is_integer():
+        ts = int(ts)
+    if not isinstance(online, bool) or isinstance(ts, bool) or not isinstance(ts, int):
+        raise ValueError("wrong types")
+    return online, ts
+
+
+__all__ = [
+    "MAX_STATE_BYTES",
+    "NAMESPACE",
+    "SparkplugTopics",
+    "check_id",
+    "parse_state",
+    "state_topic",
+]
