@@ -59,7 +59,7 @@ def test_bridge_topics_are_never_command_topics() -> None:
     assert parse_command_topic("conduyt", "conduyt/th/owner") is None
 
 
-@pytest.mark.parametrize("bad", ["", "owned", "a/b", "+", "#", "-x", "x" * 65, "a b"])
+@pytest.mark.parametrize("bad", ["", "owned", "cmd", "a/b", "+", "#", "-x", "x" * 65, "a b"])
 def test_bad_bridge_ids(bad: str) -> None:
     assert bridge_id_problem(bad) is not None
     with pytest.raises(ValidationError, match=r"bridge\.id|id"):
@@ -71,6 +71,11 @@ def test_default_bridge_id_is_topic_safe() -> None:
     assert topic_safe_id("pi4.local") == "pi4-local"
     assert topic_safe_id("...") == "conduyt-bridge"
     assert topic_safe_id("owned") == "owned-bridge"
+    assert topic_safe_id("cmd") == "cmd-bridge"
+    assert bridge_id_problem("cmd") == (
+        "bridge id 'cmd' is reserved ({base}/bridge/owned/ holds HA records; the ACL lets "
+        "Home Assistant write {base}/+/cmd/+)"
+    )
     assert topic_safe_id("_x_") == "x"
 
 

@@ -24,9 +24,11 @@ BRIDGE_SEGMENT = "bridge"
 """The topic level below the base that holds the bridges' own topics; no board may be
 called this (`{base}/bridge/...`)."""
 
-RESERVED_BRIDGE_IDS = frozenset({"owned"})
+RESERVED_BRIDGE_IDS = frozenset({"owned", "cmd"})
 """Bridge ids that are taken: `{base}/bridge/owned/{client_id}` holds the Home Assistant
-ownership records (`docs/fleet.md` §1), so a bridge called `owned` would share them."""
+ownership records (`docs/fleet.md` §1), so a bridge called `owned` would share them; and
+the shipped ACL lets Home Assistant write `{base}/+/cmd/+` (the raw command topics), which
+a bridge called `cmd` would open to it (`{base}/bridge/cmd/state`)."""
 
 _BRIDGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _BRIDGE_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
@@ -44,7 +46,10 @@ def bridge_id_problem(bridge_id: str) -> str | None:
             "starting with a letter or digit"
         )
     if bridge_id in RESERVED_BRIDGE_IDS:
-        return f"bridge id {bridge_id!r} is reserved ({{base}}/bridge/owned/ holds HA records)"
+        return (
+            f"bridge id {bridge_id!r} is reserved ({{base}}/bridge/owned/ holds HA records; "
+            "the ACL lets Home Assistant write {base}/+/cmd/+)"
+        )
     return None
 
 
