@@ -89,16 +89,28 @@ async def _federated(first: MosquittoProcess, second: MosquittoProcess, base: st
 
 
 def _cli_config(
-    path: Path, url: str, base: str, bridge_id: str, devices: list[tuple[str, str]]
+    path: Path,
+    url: str,
+    base: str,
+    bridge_id: str,
+    devices: list[tuple[str, str]],
+    *,
+    conventions: bool = False,
 ) -> Path:
     boards = "".join(
         f'[[devices]]\nid = "{dev}"\nport = "{port}"\nreconnect_max_s = 0.5\n'
         for dev, port in devices
     )
+    extra = (
+        f'[homie]\nenabled = true\nprefix = "{base}-homie"\ndevice_id = "{bridge_id}"\n'
+        f'[sparkplug]\nenabled = true\ngroup_id = "{base}"\n'
+        if conventions
+        else ""
+    )
     path.write_text(
         f'[bridge]\nid = "{bridge_id}"\nbase_topic = "{base}"\nlog_level = "info"\n'
         f'[mqtt]\nurl = "{url}"\nclient_id = "cli-{base}-{bridge_id}"\nkeepalive_s = 5\n'
-        f'[homeassistant]\nenabled = true\ndiscovery_prefix = "{base}-ha"\n' + boards
+        f'[homeassistant]\nenabled = true\ndiscovery_prefix = "{base}-ha"\n' + extra + boards
     )
     return path
 
@@ -133,7 +145,15 @@ async def kill(proc: asyncio.subprocess.Process) -> None:
     await asyncio.wait_for(proc.wait(), 10)
 
 
-def b_settings(broker: Any, base: str, devices: list[dict[str, Any]]) -> Any:
+def b_settings(
+    broker: Any, base: str, devices: list[dict[str, Any]], *, conventions: bool = False
+) -> Any:
+    extra: dict[str, Any] = {}
+    if conventions:
+        extra = {
+            "homie": {"enabled": True, "prefix": f"{base}-homie", "device_id": GW_B},
+            "sparkplug": {"enabled": True, "group_id": base},
+        }
     return make_settings(
         broker,
         base,
@@ -141,6 +161,7 @@ def b_settings(broker: Any, base: str, devices: list[dict[str, Any]]) -> Any:
         mqtt={"client_id": f"inproc-{base}-{GW_B}"},
         homeassistant={"enabled": True, "discovery_prefix": f"{base}-ha"},
         bridge={"id": GW_B},
+        **extra,
     )
 
 
@@ -156,11 +177,17 @@ async def _kill_one_scenario(broker_a: Any, broker_b: Any, base: str, tmp_path: 
     """A (subprocess, board `a1`) on `broker_a`, B (in-process, board `b1`) on `broker_b`;
     everything is watched on `broker_b`."""
     config = _cli_config(
-        tmp_path / "a.toml", broker_a.url, base, GW_A, [("a1", "sim://thermostat")]
+        tmp_path / "a.toml",
+        broker_a.url,
+        base,
+        GW_A,
+        [("a1", "sim://thermostat")],
+        conventions=True,
     )
-    settings = b_settings(broker_b, base, [{"id": "b1", "port": "sim://kitchen"}])
+    settings = b_settings(broker_b, base, [{"id": "b1", "port": "sim://kitchen"}], conventions=True)
+    homie, spb = f"{base}-homie/5", f"spBv1.0/{base}"
     async with (
-        Recorder(broker_b, f"{base}/#") as rec,
+        Recorder(broker_b, f"{base}/#", f"{homie}/+/$state", f"{spb}/#") as rec,
         running_bridge(settings) as bridge_b,
         cli_bridge(config) as proc,
     ):
@@ -199,11 +226,22 @@ async def _kill_one_scenario(broker_a: Any, broker_b: Any, base: str, tmp_path: 
         for name, identifiers in gateways.items():
             assert any(i.endswith("_" + name.rsplit(" ", 1)[1]) for i in identifiers)
 
+        # Every convention sees both gateways: Homie roots ready, Sparkplug edge nodes born.
+        for gw in (GW_A, GW_B):
+            await rec.wait_for(f"{homie}/{gw}/$state", payload=b"ready", timeout=ONLINE_S)
+            await rec.wait_for(f"{spb}/NBIRTH/{gw}", timeout=ONLINE_S)
+
         # Kill A: its Will, then its board offline; B and its board carry on.
         mark = rec.mark()
         await kill(proc)
         await rec.wait_for_after(mark, f"{base}/bridge/{GW_A}/state", payload=b"offline")
         await rec.wait_for_after(mark, f"{base}/a1/status", payload=b"offline")
+        # Homie: A's root is lost by its Will; Sparkplug: A's NDEATH Will. Nothing of B's.
+        await rec.wait_for_after(mark, f"{homie}/{GW_A}/$state", payload=b"lost")
+        await rec.wait_for_after(mark, f"{spb}/NDEATH/{GW_A}")
+        assert not rec.since(mark, f"{homie}/{GW_B}/$state")
+        assert not rec.since(mark, f"{spb}/NDEATH/{GW_B}")
+        assert not rec.since(mark, f"{spb}/DDEATH/{GW_B}/b1")
         await rec.wait_for_after(mark, f"{base}/b1/ds/+", timeout=5)
         assert not [m for m in rec.since(mark, f"{base}/b1/status") if m.payload != b"online"]
         assert not rec.since(mark, f"{base}/bridge/{GW_B}/state")
