@@ -245,6 +245,8 @@ class Bridge:
                 "packets_in": s.packets_in,
                 "packets_out": s.packets_out,
                 "frame_errors": s.frame_errors,
+                "crc_errors": s.crc_errors,
+                "framing_errors": s.framing_errors,
                 "text_lines": s.text_lines,
                 "log_lines_dropped": self.boards[dev].text_limiter.dropped,
                 "reboots_suspected": s.reboots_suspected,

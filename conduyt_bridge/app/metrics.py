@@ -49,6 +49,12 @@ _SESSION_COUNTERS: tuple[tuple[str, str, str], ...] = (
         "frame_errors",
         "Frames dropped on receive (CRC mismatch, bad COBS, truncated, oversized).",
     ),
+    ("crc_errors", "crc_errors", "Frames dropped on receive because their CRC-8 failed."),
+    (
+        "framing_errors",
+        "framing_errors",
+        "Frames dropped on receive for bad COBS, magic, version, length or size.",
+    ),
     ("crc_naks", "crc_naks", "NAK CRC_MISMATCH (seq 0) received: the board saw a bad frame."),
     ("retransmits", "retransmits", "Commands sent again after a CRC NAK."),
     ("naks", "naks", "Commands the board answered with NAK."),

@@ -443,7 +443,7 @@ class DeviceSession:
             await asyncio.sleep(0)
             for item in items:
                 if isinstance(item, FrameError):
-                    self.stats.frame_errors += 1
+                    self.stats.frame_error(item.reason)
                     self.log.debug("frame dropped", reason=str(item.reason), detail=item.detail)
                     continue
                 if isinstance(item, TextLine):

@@ -6,6 +6,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from conduyt_bridge.protocol.deframer import FrameErrorReason
+
 LATENCY_WINDOW = 1024
 """Command latencies kept for percentiles."""
 
@@ -17,6 +19,12 @@ class SessionStats:
     packets_in: int = 0
     packets_out: int = 0
     frame_errors: int = 0
+    """Frames dropped on receive, for any reason: `crc_errors` + `framing_errors`."""
+    crc_errors: int = 0
+    """Frames whose CRC-8 did not match (`docs/protocol.md` §2): bit errors on the line."""
+    framing_errors: int = 0
+    """Frames dropped for any other reason: bad COBS, magic, version, truncated, oversized
+    (a baud rate mismatch or another protocol on the port, more than noise)."""
     text_lines: int = 0
     reboots_suspected: int = 0
     crc_naks: int = 0
@@ -28,6 +36,14 @@ class SessionStats:
     latency_observers: list[Callable[[float], None]] = field(default_factory=list)
     """Called with every command latency, seconds (e.g. a Prometheus histogram: the
     window above cannot give cumulative buckets)."""
+
+    def frame_error(self, reason: FrameErrorReason) -> None:
+        """Count one dropped frame under `frame_errors` and its kind."""
+        self.frame_errors += 1
+        if reason is FrameErrorReason.CRC_MISMATCH:
+            self.crc_errors += 1
+        else:
+            self.framing_errors += 1
 
     def record_latency(self, seconds: float) -> None:
         """Note one command's latency (seconds) in the window and tell the observers."""

@@ -360,6 +360,14 @@ async def test_garbage_and_crc_errors_on_the_line(
         await rec.wait_for(f"{p}/ds/setpoint_celsius", payload=b"20.0")
         stats = bridge.sessions[DEV].stats
         assert stats.frame_errors >= 1
+        # The corrupted CRC is counted apart from framing errors, in health too.
+        assert stats.crc_errors >= 1
+        assert stats.frame_errors == stats.crc_errors + stats.framing_errors
+        counters = bridge.health()["boards"][DEV]
+        assert (counters["crc_errors"], counters["framing_errors"]) == (
+            stats.crc_errors,
+            stats.framing_errors,
+        )
         assert bridge.sessions[DEV].online
         assert rec.messages(f"{p}/error") == []
 

@@ -203,6 +203,8 @@ async def test_metrics_read_the_live_counters(mqtt_broker: Broker, base_topic: s
         assert samples[("conduyt_bridge_board_online", thermo)] == 1.0
         assert samples[("conduyt_bridge_broker_connected", ())] == 1.0
         assert samples[("conduyt_bridge_frame_errors_total", thermo)] == 0.0
+        assert samples[("conduyt_bridge_crc_errors_total", thermo)] == 0.0
+        assert samples[("conduyt_bridge_framing_errors_total", thermo)] == 0.0
         assert samples[("conduyt_bridge_naks_total", thermo)] == 0.0
         assert ("conduyt_bridge_mqtt_queue_depth", ()) in samples
         # Every answered command is one histogram observation (HELLO, RESET, STREAM_STOP

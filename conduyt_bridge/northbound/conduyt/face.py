@@ -18,11 +18,11 @@ from conduyt_bridge.core.naming import module_slugs
 from conduyt_bridge.errors import ConduytError
 from conduyt_bridge.northbound.conduyt.payloads import (
     PayloadFormat,
+    UtcClock,
     dumps,
     error_kind,
     error_report,
     format_state,
-    utc_timestamp,
 )
 from conduyt_bridge.northbound.conduyt.topics import DeviceTopics
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, publish_properties
@@ -52,6 +52,8 @@ class BoardFace:
         """Each retained datastream's state as first published (a republish must not make
         an old value, or its `ts`, look fresh)."""
         self.published_ds_topics: set[str] = set()
+        self.clock = UtcClock()
+        """`ts` of JSON payloads, its text built once per second."""
 
     @property
     def dev(self) -> str:
@@ -76,7 +78,8 @@ class BoardFace:
     def datastream(self, slug: str, ds: DatastreamDescriptor, value: DatastreamValue) -> None:
         """Publish a datastream's value (retained iff the datastream says so)."""
         topic = self.topics.ds(slug)
-        payload = format_state(value, self.payload_format, ds.unit)
+        ts = self.clock.now() if self.payload_format == "json" else None
+        payload = format_state(value, self.payload_format, ds.unit, ts)
         self.mqtt.publish(
             topic, payload, qos=self.state_qos if not ds.retain else 1, retain=ds.retain
         )
@@ -92,7 +95,7 @@ class BoardFace:
         is slow).
         """
         if self.payload_format == "json":
-            payload = dumps({"value": value, "ts": utc_timestamp()})
+            payload = dumps({"value": value, "ts": self.clock.now()})
         else:
             payload = str(value).encode()
         self.mqtt.publish(self.topics.pin(pin), payload, qos=self.state_qos, coalesce=coalesce)

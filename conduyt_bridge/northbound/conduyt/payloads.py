@@ -13,6 +13,7 @@ import binascii
 import json
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -49,6 +50,30 @@ def utc_timestamp(now: datetime | None = None) -> str:
     """RFC 3339 UTC timestamp with milliseconds, e.g. `2026-11-22T04:17:23.123Z`."""
     now = now or datetime.now(UTC)
     return now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class UtcClock:
+    """RFC 3339 UTC timestamps for JSON payloads, the date-and-seconds text built once per
+    second (`datetime.isoformat` costs about 20 µs per call; a board pushing thousands
+    of events a second needs only the milliseconds changed). One per publisher; not
+    thread-safe (it lives on the event loop)."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self, epoch_s: float | None = None) -> str:
+        """`epoch_s` (default: now), s since the epoch, as `2026-11-22T04:17:23.123Z`
+        (the same text as `utc_timestamp`)."""
+        t = time.time() if epoch_s is None else epoch_s
+        ms_total = int(t * 1000)
+        second, ms = divmod(ms_total, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{ms:03d}Z"
 
 
 def json_value(value: DatastreamValue) -> Any:
