@@ -28,11 +28,8 @@ from support.rig import Rig, rig
 from conduyt_bridge.app.config import MqttSection
 from conduyt_bridge.app.metrics import BridgeMetrics
 from conduyt_bridge.northbound.conduyt.adapter import payload_limit
-from conduyt_bridge.northbound.conduyt.payloads import (
-    MAX_JSON_DEPTH,
-    json_nesting_exceeds,
-    parse_command_payload,
-)
+from conduyt_bridge.northbound.conduyt.payloads import parse_command_payload
+from conduyt_bridge.northbound.json_limits import MAX_JSON_DEPTH, json_nesting_exceeds
 from conduyt_bridge.northbound.mqtt import inbound
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection
 from conduyt_bridge.simulator.board import SimulatedBoard

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import math
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,18 +28,14 @@ from conduyt_bridge.errors import (
     ConduytTimeoutError,
     ErrorName,
 )
+from conduyt_bridge.northbound.json_limits import (
+    refuse_deep_json,
+)
 from conduyt_bridge.protocol.constants import DatastreamType
 from conduyt_bridge.protocol.hello import DatastreamDescriptor
 from conduyt_bridge.protocol.values import DatastreamValue
 
 PayloadFormat = Literal["plain", "json"]
-
-MAX_JSON_DEPTH = 32
-"""Deepest nesting of JSON arrays and objects a command payload may have. No command needs
-more than a few levels (`{"value": [1, 2]}` is two); Python's JSON parser recurses once
-per level, so a `"[" * 100000` payload would otherwise end in a RecursionError."""
-
-_JSON_TOKENS = re.compile(r'[\[\]{}"\\]')
 
 _TRUE = {"true", "on", "1", "yes"}
 _FALSE = {"false", "off", "0", "no"}
@@ -126,11 +121,7 @@ def parse_command_payload(payload: bytes) -> CommandValue:
         raise ConduytPayloadError("payload is not UTF-8 text", ErrorName.NOT_UTF8) from None
     if not text:
         raise ConduytPayloadError("payload is empty", ErrorName.EMPTY_PAYLOAD)
-    if json_nesting_exceeds(text, MAX_JSON_DEPTH):
-        raise ConduytPayloadError(
-            f"payload nests JSON arrays/objects more than {MAX_JSON_DEPTH} levels deep",
-            ErrorName.NESTED_TOO_DEEP,
-        )
+    refuse_deep_json(text)
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
@@ -140,39 +131,6 @@ def parse_command_payload(payload: bytes) -> CommandValue:
     if isinstance(doc, dict):
         return CommandValue(doc, doc.get("transaction"), is_object=True)
     return CommandValue(doc)
-
-
-def json_nesting_exceeds(text: str, limit: int) -> bool:
-    """True when `text` nests `[`/`{` more than `limit` levels deep (brackets inside JSON
-    strings do not count).
-
-    Linear in the length of `text`; a text with at most `limit` brackets in all (every
-    ordinary command) is answered by two `str.count` calls without any scan.
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth = 0
-    in_string = False
-    escaped_until = -1
-    for match in _JSON_TOKENS.finditer(text):
-        at = match.start()
-        if at < escaped_until:
-            continue  # the character after a backslash
-        char = match.group()
-        if in_string:
-            if char == "\\":
-                escaped_until = at + 2
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth = max(0, depth - 1)
-    return False
 
 
 def datastream_command_value(payload: bytes, ds: DatastreamDescriptor) -> CommandValue:

@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from conduyt_bridge.errors import ConduytPayloadError, ErrorName
-from conduyt_bridge.northbound.conduyt.payloads import MAX_JSON_DEPTH, json_nesting_exceeds
+from conduyt_bridge.northbound.json_limits import refuse_deep_json
 
 EMPTY_STRING = b"\x00"
 """The Homie payload of an empty string (an empty MQTT payload deletes a retained topic)."""
@@ -167,11 +167,7 @@ def parse_base64(text: str, what: str) -> bytes:
 
 
 def _parse_json(text: str, what: str) -> Any:
-    if json_nesting_exceeds(text, MAX_JSON_DEPTH):
-        raise ConduytPayloadError(
-            f"payload nests JSON arrays/objects more than {MAX_JSON_DEPTH} levels deep",
-            ErrorName.NESTED_TOO_DEEP,
-        )
+    refuse_deep_json(text)
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
