@@ -33,7 +33,6 @@ from conduyt_bridge.errors import (
     ConduytError,
     describe_exception,
 )
-from conduyt_bridge.northbound.conduyt.payloads import error_kind
 from conduyt_bridge.northbound.homie.commands import HomieSet, set_limit, set_refusal
 from conduyt_bridge.northbound.homie.devices import board_device, bridge_device, known_values
 from conduyt_bridge.northbound.homie.ids import HomieTopics, unique_ids
@@ -307,7 +306,7 @@ class HomieAdapter:
             "Homie command refused",
             device=board.dev,
             topic=topic,
-            error=error_kind(error),
+            error=error.name,
             reason=str(error),
         )
         board.report_failure(topic, error)
