@@ -119,9 +119,10 @@ BoardEvent = (
 )
 """Every event a board emits."""
 
-Listener = Callable[[BoardEvent], Awaitable[None] | None]
-"""A bus listener: called with every event; may return an awaitable, which `deliver`
-awaits (and `emit` does not)."""
+Listener = Callable[[Any], Awaitable[None] | None]
+"""A bus listener: called with every `BoardEvent` of the classes it subscribed for (so it
+may be typed for those alone); may return an awaitable, which `deliver` awaits (and
+`emit` does not)."""
 
 
 class EventBus:
@@ -131,12 +132,17 @@ class EventBus:
     adapter that must speak last, e.g. to announce a state once everyone else reacted to
     a board coming online). Delivery walks a snapshot, so a listener may subscribe or
     unsubscribe while an event is being delivered.
+
+    The hot path (`docs/architecture.md` §6.1): which listeners an event class reaches is
+    worked out once per class and kept until the subscriptions change, so `emit` makes no
+    `isinstance` test per listener, and an event class nobody listens to costs one lookup
+    (`wants` tells a producer it need not even build the event).
     """
 
     def __init__(self) -> None:
-        self._early: list[Listener] = []
-        self._late: list[Listener] = []
-        self._all: tuple[Listener, ...] = ()
+        self._early: list[_Subscription] = []
+        self._late: list[_Subscription] = []
+        self._by_kind: dict[type, tuple[Listener, ...]] = {}
 
     def subscribe(
         self,
@@ -150,32 +156,52 @@ class EventBus:
         adapter that needs `BoardOnline` alone costs the DS_EVENT hot path nothing); it
         runs after the listeners already there, before them with `first`, or after every
         non-`late` one with `late`. Returns a function that removes it again."""
-        entry = listener if not kinds else _Filtered(listener, kinds)
+        entry = _Subscription(listener, kinds)
         group = self._late if late else self._early
         if first:
             group.insert(0, entry)
         else:
             group.append(entry)
-        self._all = (*self._early, *self._late)
+        self._by_kind = {}
 
         def unsubscribe() -> None:
             if entry in group:
                 group.remove(entry)
-                self._all = (*self._early, *self._late)
+                self._by_kind = {}
 
         return unsubscribe
+
+    def listeners(self, kind: type) -> tuple[Listener, ...]:
+        """The listeners an event of class `kind` reaches, in delivery order (a snapshot)."""
+        found = self._by_kind.get(kind)
+        if found is None:
+            found = tuple(
+                entry.listener
+                for entry in (*self._early, *self._late)
+                if not entry.kinds or issubclass(kind, entry.kinds)
+            )
+            self._by_kind[kind] = found
+        return found
+
+    def wants(self, kind: type) -> bool:
+        """True when some listener takes events of class `kind`."""
+        return bool(self.listeners(kind))
 
     def emit(self, event: BoardEvent) -> None:
         """Call every listener with `event`, in order. A listener that raises is logged
         (error level: it is a bug in that adapter) and the others still run; an awaitable
         a listener returns is closed unawaited (use `deliver` for those)."""
-        for listener in self._all:
+        listeners = self._by_kind.get(type(event))
+        if listeners is None:
+            listeners = self.listeners(type(event))
+        for listener in listeners:
             try:
                 result = listener(event)
             except Exception:
                 log.exception("event listener failed", event_type=type(event).__name__)
                 continue
-            if inspect.iscoroutine(result):
+            # Hot path: a plain listener returns None, so the coroutine test is skipped.
+            if result is not None and inspect.iscoroutine(result):
                 result.close()
 
     async def deliver(self, event: BoardEvent, *, isolate: bool = False) -> None:
@@ -183,7 +209,7 @@ class EventBus:
         awaitable. A listener's exception propagates (the session drops the link and logs
         it, `docs/architecture.md` §7), unless `isolate`: then it is logged and the next
         listener still runs."""
-        for listener in self._all:
+        for listener in self.listeners(type(event)):
             try:
                 result: Any = listener(event)
                 if inspect.isawaitable(result):
@@ -194,19 +220,15 @@ class EventBus:
                 log.exception("event listener failed", event_type=type(event).__name__)
 
 
-class _Filtered:
-    """A listener called only for some event classes."""
+class _Subscription:
+    """One `subscribe` call: the listener and the event classes it takes (all if empty).
+    Compared by identity, so the same listener subscribed twice is removed once."""
 
     __slots__ = ("kinds", "listener")
 
     def __init__(self, listener: Listener, kinds: tuple[type[BoardEvent], ...]) -> None:
         self.listener = listener
         self.kinds = kinds
-
-    def __call__(self, event: BoardEvent) -> Awaitable[None] | None:
-        if isinstance(event, self.kinds):
-            return self.listener(event)
-        return None
 
 
 __all__ = [

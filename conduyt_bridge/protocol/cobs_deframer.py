@@ -224,7 +224,7 @@ class CobsDeframer(BaseDeframer):
 
     def _decode(self, frame: bytes, out: list[StreamItem]) -> None:
         try:
-            packet = self._decode_at(frame, 0)
+            packet = decode_prefix(cobs.decode(frame), self.max_payload)[0]  # `_decode_at(…, 0)`
         except (cobs.DecodeError, ProtocolError) as first:
             # Resync: garbage in front of a frame shifts it; the encoded packet starts with
             # its code byte, then the magic "CD".

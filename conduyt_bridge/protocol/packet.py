@@ -6,7 +6,7 @@ CRC over VER..end of payload. This module knows nothing about framing (COBS, TCP
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from conduyt_bridge.protocol.constants import (
     HEADER_SIZE,
@@ -31,11 +31,19 @@ class Packet:
 
     `type` is kept as a plain int so that types this protocol does not define still
     round-trip; compare it with `PacketType` members (an IntEnum).
+
+    `wire`: the exact bytes this packet was decoded from, when decoding had them as one
+    `bytes` object already (a COBS frame's decoded bytes; `decode_prefix` sets it, at no
+    cost: no copy), else None. A decoded packet's encoding is those bytes (every field,
+    the CRC included, is determined by type, seq and payload), so `encode` returns them
+    instead of encoding again: the raw mirror republishes what the board sent
+    (`docs/topics.md` §7). Not part of equality; never set it to other bytes.
     """
 
     type: int
     seq: int
     payload: bytes = b""
+    wire: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.type <= 0xFF:
@@ -51,7 +59,9 @@ class Packet:
         return type_name(self.type)
 
     def encode(self) -> bytes:
-        """The packet's wire bytes (8 + len(payload) bytes)."""
+        """The packet's wire bytes (8 + len(payload) bytes): the received ones if any."""
+        if self.wire is not None:
+            return self.wire
         return encode_packet(self.type, self.seq, self.payload)
 
     def __repr__(self) -> str:
@@ -94,7 +104,10 @@ def decode_packet(
 def decode_prefix(
     data: bytes | bytearray | memoryview, max_payload: int = MAX_WIRE_PAYLOAD
 ) -> tuple[Packet, int]:
-    """Like `decode_packet`, also returning how many bytes the packet occupied (8 + LEN)."""
+    """Like `decode_packet`, also returning how many bytes the packet occupied (8 + LEN).
+
+    When `data` is a `bytes` object holding exactly the packet, the packet keeps it as
+    its `wire` bytes (a reference, not a copy)."""
     size = len(data)
     if size < OVERHEAD:
         raise TruncatedPacketError(OVERHEAD, size)
@@ -114,4 +127,25 @@ def decode_prefix(
         crc = table[crc ^ b]
     if crc != data[end]:
         raise CrcMismatchError(crc, data[end])
-    return Packet(data[3], data[4], bytes(data[HEADER_SIZE:end])), end + 1
+    wire = data if end + 1 == size and type(data) is bytes else None
+    return _decoded(data[3], data[4], bytes(data[HEADER_SIZE:end]), wire), end + 1
+
+
+_new_packet = object.__new__
+_set_type = vars(Packet)["type"].__set__
+_set_seq = vars(Packet)["seq"].__set__
+_set_payload = vars(Packet)["payload"].__set__
+_set_wire = vars(Packet)["wire"].__set__
+
+
+def _decoded(type_: int, seq: int, payload: bytes, wire: bytes | None) -> Packet:
+    """A `Packet` from fields `decode_prefix` has checked already (TYPE and SEQ are bytes,
+    LEN is a u16), without `__init__`'s checks: a third of the cost of building a packet
+    on the DS_EVENT hot path (`docs/architecture.md` §6.1). Sets the slots directly, as a
+    frozen dataclass's own `__init__` does."""
+    packet: Packet = _new_packet(Packet)
+    _set_type(packet, type_)
+    _set_seq(packet, seq)
+    _set_payload(packet, payload)
+    _set_wire(packet, wire)
+    return packet

@@ -7,8 +7,10 @@ values are encoded at the declared type's natural size, with range checks.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
+from collections.abc import Callable
 from enum import StrEnum
 
 from conduyt_bridge.protocol.constants import FLOAT32_MAX, INTEGER_RANGES, DatastreamType
@@ -180,6 +182,38 @@ def encode_value(
         # DS_WRITE needs ≥ 2 payload bytes (§4.2): an empty raw value cannot be sent.
         raise ValueEncodeError(f"{label}: an empty value cannot be sent with raw encoding")
     return data
+
+
+ValueDecoder = Callable[[bytes], DatastreamValue]
+"""Decodes the value bytes of a DS_EVENT for one datastream (`value_decoder`)."""
+
+
+def value_decoder(ds: DatastreamDescriptor) -> ValueDecoder:
+    """`decode_value` for `ds`, with the choice by declared type made once (per
+    HELLO_RESP, not per DS_EVENT): the same results and errors. A FLOAT32 value of 4
+    bytes, the common case, takes a fast path: the 6-digit text is kept when it packs back
+    to exactly the received bytes, which is what `shortest_float32` returns first for a
+    normal float (`docs/architecture.md` §6.1)."""
+    if ds.known_type is not DatastreamType.FLOAT32:
+        return functools.partial(decode_value, ds)
+    unpack, pack = _F32.unpack, _F32.pack
+
+    def decode_float32(raw: bytes) -> DatastreamValue:
+        if len(raw) == 4:
+            value: float = unpack(raw)[0]
+            if _F32_MIN_NORMAL <= abs(value) < _F32_SHORT_MAX:  # normal, finite
+                candidate = float(f"{value:.6g}")
+                if pack(candidate) == raw:
+                    return candidate
+            return shortest_float32(value)
+        return decode_value(ds, raw)
+
+    return decode_float32
+
+
+_F32_SHORT_MAX = 3.0e38
+"""Below FLT_MAX (3.4028235e38) by more than a 6-digit rounding step, so packing the
+6-digit candidate cannot overflow (above it, `shortest_float32` handles the case)."""
 
 
 def decode_value(ds: DatastreamDescriptor, raw: bytes) -> DatastreamValue:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -251,7 +252,19 @@ def test_shortest_float32_at_the_float32_limits() -> None:
 def test_shortest_float32_round_trips(value: float) -> None:
     short = shortest_float32(value)
     assert struct.pack("<f", short) == struct.pack("<f", value)
-    assert len(repr(short)) <= len(repr(value))
+    # Fewer significant digits, not a shorter `repr`: Python prints 1e15 as
+    # `1000000000000000.0`, one character longer than its float32 neighbour's digits.
+    assert _significant_digits(short) <= _significant_digits(value)
+
+
+def _significant_digits(value: float) -> int:
+    """How many significant digits the shortest decimal text of `value` has."""
+    return len(Decimal(repr(value)).normalize().as_tuple().digits)
+
+
+def test_shortest_float32_counts_digits_not_characters() -> None:
+    """Regression (found by hypothesis): 999999986991104.0 is float32 1e15."""
+    assert shortest_float32(999999986991104.0) == 1e15
 
 
 # ------------------------------------------------------------------------------ identity

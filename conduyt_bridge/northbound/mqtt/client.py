@@ -19,9 +19,24 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from conduyt_bridge.northbound.mqtt.outbox import OUTBOX_LIMIT
+from conduyt_bridge.northbound.mqtt.inbound import InboundStats, inbound_queue_type
+from conduyt_bridge.northbound.mqtt.outbox import OUTBOX_LIMIT, OutMessage
 
-__all__ = ["MqttSettings", "build_client", "publish_properties", "read_retained"]
+__all__ = [
+    "PUBLISH_WINDOW",
+    "MqttSettings",
+    "build_client",
+    "publish_properties",
+    "read_retained",
+    "session_client",
+]
+
+PUBLISH_WINDOW = 20
+"""Concurrent QoS 1 publish calls in flight (aiomqtt slows down with many,
+`docs/libraries.md` §1). Also paho's in-flight limit (`build_client`), so paho never holds a
+QoS 1 message back unsent, where a later QoS 0 one on the fast path would overtake it
+(`docs/architecture.md` §6.1); and Mosquitto's default Receive Maximum (20), which paho
+does not read from the CONNACK."""
 
 
 class MqttSettings(Protocol):
@@ -82,7 +97,6 @@ def build_client(
     identifier: str | None,
     persistent: bool,
     timeout_s: float,
-    pending_calls_threshold: int,
 ) -> aiomqtt.Client:
     """An aiomqtt client for the broker of `settings`, with its credentials and TLS.
 
@@ -91,7 +105,7 @@ def build_client(
     session.
     `identifier` replaces the configured client id; `queue_type` is the incoming queue
     (`conduyt_bridge.northbound.mqtt.inbound.inbound_queue_type`); `timeout_s` bounds each
-    call such as a QoS 1 publish.
+    call such as a QoS 1 publish; at most `PUBLISH_WINDOW` QoS 1 messages are in flight.
     """
     s = settings
     v5 = s.protocol == "5"
@@ -129,11 +143,46 @@ def build_client(
         keepalive=s.keepalive_s,
         timeout=timeout_s,
         max_queued_outgoing_messages=OUTBOX_LIMIT,
+        max_inflight_messages=PUBLISH_WINDOW,
         queue_type=queue_type,
         **kwargs,
     )
-    client.pending_calls_threshold = pending_calls_threshold
+    # Only a warning threshold: the window bounds ordinary publishes, but the final
+    # messages at shutdown (an `offline` per board) go out together past it.
+    client.pending_calls_threshold = OUTBOX_LIMIT
     return client
+
+
+def session_client(
+    settings: MqttSettings,
+    will: OutMessage,
+    inbound: InboundStats,
+    limits: tuple[int, int],
+    *,
+    identifier: str,
+    persistent: bool,
+    timeout_s: float,
+) -> aiomqtt.Client:
+    """`build_client` for a connection: `persistent`, its own client with `will` and an
+    incoming queue bounded by `limits` (messages, bytes) counting into `inbound`;
+    otherwise a throwaway helper (no Will, no session) whose incoming queue has no bound.
+    """
+    queue_type = (
+        inbound_queue_type(inbound, *limits)
+        if persistent
+        # A helper only reads the retained messages of the filters it asked for
+        # (`fetch_retained`), drains them as they come and closes after a few
+        # seconds; a bound would silently cut a large sweep or replay short.
+        else inbound_queue_type(InboundStats(), 0, None)
+    )
+    return build_client(
+        settings,
+        aiomqtt.Will(will.topic, will.payload, qos=will.qos, retain=will.retain),
+        queue_type,
+        identifier=identifier,
+        persistent=persistent,
+        timeout_s=timeout_s,
+    )
 
 
 async def read_retained(

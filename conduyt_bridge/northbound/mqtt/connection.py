@@ -8,10 +8,9 @@ is queued in an outbox coalesced per topic (the latest value wins) and flushed w
 broker is reachable, so the boards' read loops never wait on the broker
 (`docs/architecture.md` §6).
 
-The parts live beside it: `outbox` (the coalescing outbox and `OutMessage`), `client`
-(building aiomqtt clients from the `[mqtt]` settings, the retained read),
-`subscriptions` (the filters held across reconnects) and `fastpath` (QoS 0 straight to
-paho, TCP_NODELAY: the only reach below aiomqtt's public API).
+Beside it: `outbox` (the coalescing outbox), `client` (aiomqtt clients from the `[mqtt]`
+settings, the retained read), `subscriptions`, `packets` (QoS 0 PUBLISH encoding) and
+`fastpath` (the QoS 0 writer, TCP_NODELAY: the only reach below aiomqtt's API, §6.1).
 """
 
 from __future__ import annotations
@@ -29,38 +28,36 @@ from paho.mqtt.properties import Properties
 from conduyt_bridge.errors import describe_exception
 from conduyt_bridge.northbound.mqtt.broker_errors import describe_broker_error
 from conduyt_bridge.northbound.mqtt.client import (
+    PUBLISH_WINDOW,
     MqttSettings,
-    build_client,
     publish_properties,
     read_retained,
+    session_client,
 )
 from conduyt_bridge.northbound.mqtt.fastpath import (
-    BULK_PUBLISH_RATE,
-    QOS0_QUEUE_LIMIT,
     RATE_WINDOW_S,
     PublishRate,
-    publish_qos0,
-    quiet_paho_logging,
+    Qos0Writer,
+    paho_queue_bytes,
+    prepare_session,
+    send_qos0,
     set_nodelay,
 )
 from conduyt_bridge.northbound.mqtt.inbound import (
     INBOUND_BYTES_LIMIT,
     INBOUND_MESSAGE_LIMIT,
     InboundStats,
-    inbound_queue_type,
 )
 from conduyt_bridge.northbound.mqtt.outbox import OUTBOX_LIMIT, Outbox, OutMessage
 from conduyt_bridge.northbound.mqtt.subscriptions import Subscriptions
 from conduyt_bridge.northbound.mqtt.urls import redact_url
 
 __all__ = [
-    "BULK_PUBLISH_RATE",
     "CLOSE_TIMEOUT_S",
     "OUTBOX_LIMIT",
     "PUBLISH_TIMEOUT_S",
     "PUBLISH_WINDOW",
     "QOS0_BACKOFF_S",
-    "QOS0_QUEUE_LIMIT",
     "RATE_WINDOW_S",
     "ConnectHandler",
     "MessageHandler",
@@ -72,14 +69,11 @@ __all__ = [
 
 log = structlog.stdlib.get_logger("conduyt_bridge.northbound.mqtt")
 
-PUBLISH_WINDOW = 32
-"""Concurrent publish calls in flight (aiomqtt slows down with many; `docs/libraries.md` §1)."""
-
 PUBLISH_TIMEOUT_S = 10.0
 """How long one QoS 1 publish may wait for its PUBACK before it counts as failed."""
 
 QOS0_BACKOFF_S = 0.005
-"""Pause of the outbox drain while paho's QoS 0 queue is full."""
+"""Pause of the outbox drain while the QoS 0 writer (or paho's queue) is full."""
 
 CLOSE_TIMEOUT_S = 1.0
 """Longest `close` waits for the PUBACKs of its final messages. A broker stopped at the same
@@ -139,6 +133,9 @@ class MqttConnection:
         """Set while the link is down (the complement of `_connected`, to wait on)."""
         self._down.set()
         self._client: aiomqtt.Client | None = None
+        self._writer: Qos0Writer | None = None  # the QoS 0 fast path of this session
+        self.lost_bytes = 0  # QoS 0 bytes a broken link took (§6.1), added as its session ends
+        self._finalizing = False  # final messages going out: QoS 0 waits in the outbox
         self._in_flight = 0
         self._rate = PublishRate()
         self._nodelay = True
@@ -174,6 +171,16 @@ class MqttConnection:
         """Messages waiting in the outbox."""
         return len(self._outbox)
 
+    @property
+    def queue_bytes(self) -> int:
+        """Bytes encoded for the broker and not yet on its socket: the QoS 0 writer's
+        buffer and paho's packet queue (bounded: `QOS0_BYTES_LIMIT` plus what
+        `QOS0_QUEUE_LIMIT` and `PUBLISH_WINDOW` let paho hold). 0 while disconnected."""
+        client, writer = self._client, self._writer
+        if client is None or writer is None:
+            return 0
+        return writer.buffered_bytes + paho_queue_bytes(client)
+
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         """Wait until the broker link is up. Raises TimeoutError."""
         async with asyncio.timeout(timeout_s):
@@ -193,11 +200,24 @@ class MqttConnection:
     ) -> None:
         """Publish without waiting: at once while connected and the publish window has room,
         else through the outbox. With `coalesce`, a newer message for the same topic
-        replaces one still waiting in the outbox (state topics: the latest value wins)."""
+        replaces one still waiting in the outbox (state topics: the latest value wins).
+        Nothing overtakes a message for the same topic still waiting in the outbox.
+        Raises ValueError for a topic a PUBLISH may not carry (`packets.topic_prefix`)."""
         bulk = self._rate.tick()
         if bulk is not None:
             self._follow_rate(bulk)
         data = payload.encode() if isinstance(payload, str) else payload
+        writer = self._writer
+        if (
+            qos == 0
+            and writer is not None
+            and properties is None
+            and not (coalesce and topic in self._latest)
+            and self._may_send(topic)
+            and writer.write(topic, data, retain)
+        ):
+            self.published += 1  # the fast path (§6.1): no OutMessage, no paho objects
+            return
         seq = next(self._counter)
         key: object = topic if coalesce else ("seq", seq)
         msg = OutMessage(topic, data, qos, retain, properties)
@@ -205,9 +225,9 @@ class MqttConnection:
             # A QoS 0 message supersedes a failed QoS 1 one for the same topic too.
             self._latest[topic] = msg
         client = self._client
-        if client is not None and self._connected.is_set() and key not in self._outbox:
+        if client is not None and self._may_send(topic):
             if qos == 0:
-                if publish_qos0(client, msg):
+                if send_qos0(client, self._writer, msg):
                     self.published += 1
                     return
             elif self._in_flight < PUBLISH_WINDOW:
@@ -225,9 +245,18 @@ class MqttConnection:
             self._nodelay = not bulk
             set_nodelay(client, self._nodelay)
 
+    def _may_send(self, topic: str) -> bool:
+        # Connected, no finals going out, nothing for `topic` waiting (not to overtake).
+        outbox = self._outbox.topics
+        return self._connected.is_set() and not self._finalizing and topic not in outbox
+
     def _start_send(self, client: aiomqtt.Client, key: object, seq: int, msg: OutMessage) -> None:
+        # The task's first step hands the message to paho (aiomqtt's `publish` calls paho
+        # before its first await); the barrier keeps QoS 0 order around it (§6.1).
         self._in_flight += 1
         task = asyncio.get_running_loop().create_task(self._send(client, key, seq, msg))
+        if self._writer is not None:
+            self._writer.barrier()
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
@@ -322,7 +351,8 @@ class MqttConnection:
                     retry_in_s=None if self._stopping else backoff,
                 )
             finally:
-                self._client = None
+                writer, self._client, self._writer = self._writer, None, None
+                self.lost_bytes += writer.lost_bytes + writer.buffered_bytes if writer else 0
                 self._connected.clear()
                 self._down.set()
             if self._stopping:
@@ -368,10 +398,15 @@ class MqttConnection:
         client = self._client
         if client is None or not self.connected:
             return
+        # Finals go through paho past the publish window: paho may hold some back, and a
+        # fast-path QoS 0 message would overtake them.
+        self._finalizing = True
         publishes = [
             asyncio.ensure_future(client.publish(m.topic, m.payload, m.qos, m.retain, m.properties))
             for m in final
         ]
+        if self._writer is not None:
+            self._writer.barrier()
         down = asyncio.ensure_future(self._down.wait())
         try:
             if publishes:
@@ -382,15 +417,16 @@ class MqttConnection:
                 task.cancel()
             # Let the cancelled publishes unwind (they hold no lock we need).
             await asyncio.wait([*publishes, down])
+            self._finalizing = False
 
     async def _serve(self, client: aiomqtt.Client) -> None:
-        set_nodelay(client)
+        prepare_session(client)
         self._nodelay = True
-        quiet_paho_logging(client)  # paho's per-packet debug records cost on the hot path
         if self._birth is not None:
             await client.publish(self.will_topic, self._birth, qos=1, retain=True)
         if self._subscriptions.filters:
             await self._subscriptions.apply(client, list(self._subscriptions.filters), v5=self.v5)
+        self._writer = Qos0Writer(client, self.v5)
         self._connected.set()
         self._down.clear()
         self._restart.clear()
@@ -429,8 +465,8 @@ class MqttConnection:
             key = next(iter(self._outbox))
             seq, msg = self._outbox[key]
             if msg.qos == 0:
-                if not publish_qos0(client, msg):
-                    await asyncio.sleep(QOS0_BACKOFF_S)  # paho's queue is full: let it drain
+                if self._finalizing or not send_qos0(client, self._writer, msg):
+                    await asyncio.sleep(QOS0_BACKOFF_S)  # the socket is behind: let it drain
                     continue
                 self.published += 1
                 del self._outbox[key]
@@ -450,25 +486,13 @@ class MqttConnection:
         session); `persistent=False` with another `identifier` gives a throwaway helper
         connection without Will or session.
         """
-        queue_type = (
-            inbound_queue_type(self.inbound, *self._inbound_limits)
-            if persistent
-            # A helper only reads the retained messages of the filters it asked for
-            # (`fetch_retained`), drains them as they come and closes after a few
-            # seconds; a bound would silently cut a large sweep or replay short.
-            else inbound_queue_type(InboundStats(), 0, None)
-        )
-        will = (
-            self._will()
-            if self._will is not None
-            else OutMessage(self.will_topic, b"offline", 1, True)
-        )
-        return build_client(
+        default = OutMessage(self.will_topic, b"offline", 1, True)
+        return session_client(
             self.settings,
-            aiomqtt.Will(will.topic, will.payload, qos=will.qos, retain=will.retain),
-            queue_type,
+            self._will() if self._will is not None else default,
+            self.inbound,
+            self._inbound_limits,
             identifier=identifier or self.client_id,
             persistent=persistent,
             timeout_s=PUBLISH_TIMEOUT_S,
-            pending_calls_threshold=PUBLISH_WINDOW * 4,
         )

@@ -37,9 +37,34 @@ class Outbox(dict[object, tuple[int, OutMessage]]):
     always in ascending sequence order (`requeue` keeps it so).
 
     The key is the topic for a coalescing message, and something unique for one that must
-    not be coalesced. A plain `dict` otherwise: the connection tests membership and takes
-    the first entry on its hot path.
+    not be coalesced. A plain `dict` otherwise (the connection takes the first entry on
+    its hot path), which also counts its entries per topic in `topics`: a message for a
+    topic with one waiting here must wait too, or it would overtake it. Remove entries with
+    `del` or `clear` (both keep `topics`), add them with `put` or `requeue`.
     """
+
+    __slots__ = ("topics",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.topics: dict[str, int] = {}
+        """Entries waiting per topic (topics with none are absent)."""
+
+    def _count(self, topic: str) -> None:
+        self.topics[topic] = self.topics.get(topic, 0) + 1
+
+    def __delitem__(self, key: object) -> None:
+        topic = self[key][1].topic
+        super().__delitem__(key)
+        left = self.topics[topic] - 1
+        if left:
+            self.topics[topic] = left
+        else:
+            del self.topics[topic]
+
+    def clear(self) -> None:
+        super().clear()
+        self.topics.clear()
 
     def put(self, key: object, seq: int, msg: OutMessage, *, coalesce: bool) -> bool:
         """Queue `msg` last; with `coalesce` it replaces a message waiting under `key`.
@@ -50,9 +75,9 @@ class Outbox(dict[object, tuple[int, OutMessage]]):
         if coalesce and key in self:
             del self[key]  # re-insert at the end: keeps per-topic order with others
         self[key] = (seq, msg)
+        self._count(msg.topic)
         if len(self) > OUTBOX_LIMIT:
-            oldest = next(iter(self))
-            del self[oldest]
+            del self[next(iter(self))]
             return True
         return False
 
@@ -63,11 +88,12 @@ class Outbox(dict[object, tuple[int, OutMessage]]):
         drops during a burst (a discovery hand-over: removals, then new configs) would then
         reorder messages for the same topic: the older one would arrive last and win.
         """
+        self._count(msg.topic)
         if not self or next(reversed(self.values()))[0] < seq:
             self[key] = (seq, msg)
             return
         items = list(self.items())
         at = bisect.bisect_left(items, seq, key=lambda item: item[1][0])
         items.insert(at, (key, (seq, msg)))
-        self.clear()
+        super().clear()  # not self.clear(): the topic counts stay
         self.update(items)
