@@ -4,14 +4,28 @@
 shared by several classes, the datastream's name) to what an HA `sensor` or `number`
 entity gets (`docs/topics.md` §8, `docs/home-assistant.md`). Every unit is spelled as HA
 spells it for its device class, or HA rejects the whole discovery config.
+
+`conversion` gives the exact linear map between two units of one quantity (°C ↔ °F ↔ K,
+Pa ↔ hPa ↔ psi…) for a display unit a user chose (`docs/home-assistant.md`, "Shaping
+datastream entities": the conversion table).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fractions import Fraction
 
-__all__ = ["UnitClass", "classify_unit"]
+__all__ = [
+    "Linear",
+    "UnitClass",
+    "classify_unit",
+    "conversion",
+    "convertible_units",
+    "ha_unit",
+    "reachable_units",
+]
 
 _NAME_WORDS = re.compile(r"[^a-z0-9]+")
 
@@ -156,3 +170,171 @@ def classify_unit(name: str, unit: str) -> UnitClass:
         ha_unit, device_class, state_class = _UNIT_TABLE[key]
         return UnitClass(ha_unit, device_class, state_class)
     return UnitClass(text)
+
+
+def ha_unit(text: str) -> str:
+    """`text` (a board's or a user's unit) spelled as HA spells it: `celsius`, `degc` →
+    `°C`; a unit the table does not know is returned stripped, as is."""
+    known = classify_unit("", text).unit
+    return known if known is not None else text.strip()
+
+
+# --- conversions ---------------------------------------------------------------------------
+
+_F = Fraction
+# HA unit → (quantity, scale, offset): value in the quantity's base unit = x·scale + offset.
+# Every factor is exact by definition (the international inch, foot, pound and pound-force;
+# the conventional millimetre and inch of mercury), so a conversion and its inverse
+# compose to the identity in exact arithmetic.
+_PSI = _F("4.4482216152605") / _F("0.00064516")  # lbf / in², in Pa
+_CONVERSIONS: dict[str, tuple[str, Fraction, Fraction]] = {
+    "°C": ("temperature", _F(1), _F("273.15")),
+    "°F": ("temperature", _F(5, 9), _F("459.67") * _F(5, 9)),
+    "K": ("temperature", _F(1), _F(0)),
+    "Pa": ("pressure", _F(1), _F(0)),
+    "hPa": ("pressure", _F(100), _F(0)),
+    "kPa": ("pressure", _F(1000), _F(0)),
+    "mbar": ("pressure", _F(100), _F(0)),
+    "bar": ("pressure", _F(100000), _F(0)),
+    "psi": ("pressure", _PSI, _F(0)),
+    "mmHg": ("pressure", _F("133.322387415"), _F(0)),
+    "inHg": ("pressure", _F("3386.389"), _F(0)),
+    "mm": ("distance", _F(1, 1000), _F(0)),
+    "cm": ("distance", _F(1, 100), _F(0)),
+    "m": ("distance", _F(1), _F(0)),
+    "km": ("distance", _F(1000), _F(0)),
+    "in": ("distance", _F("0.0254"), _F(0)),
+    "ft": ("distance", _F("0.3048"), _F(0)),
+    "mW": ("power", _F(1, 1000), _F(0)),
+    "W": ("power", _F(1), _F(0)),
+    "kW": ("power", _F(1000), _F(0)),
+    "Wh": ("energy", _F(1), _F(0)),
+    "kWh": ("energy", _F(1000), _F(0)),
+    "m/s": ("speed", _F(1), _F(0)),
+    "km/h": ("speed", _F(5, 18), _F(0)),
+    "mph": ("speed", _F("0.44704"), _F(0)),
+    "mg": ("weight", _F(1, 1000), _F(0)),
+    "g": ("weight", _F(1), _F(0)),
+    "kg": ("weight", _F(1000), _F(0)),
+    "oz": ("weight", _F("28.349523125"), _F(0)),
+    "lb": ("weight", _F("453.59237"), _F(0)),
+    "mV": ("voltage", _F(1, 1000), _F(0)),
+    "V": ("voltage", _F(1), _F(0)),
+    "mA": ("current", _F(1, 1000), _F(0)),
+    "A": ("current", _F(1), _F(0)),
+    "ms": ("duration", _F(1, 1000), _F(0)),
+    "s": ("duration", _F(1), _F(0)),
+    "min": ("duration", _F(60), _F(0)),
+    "h": ("duration", _F(3600), _F(0)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Linear:
+    """The exact map `y = x·scale + offset` from one unit to another."""
+
+    scale: Fraction
+    offset: Fraction
+
+    def __call__(self, x: float | Fraction) -> Fraction:
+        return Fraction(x) * self.scale + self.offset
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1 and self.offset == 0
+
+    def inverse(self) -> Linear:
+        return Linear(1 / self.scale, -self.offset / self.scale)
+
+    @property
+    def places(self) -> int | None:
+        """The decimal places every image of a whole number has, when scale and offset
+        are finite decimals (°C → °F: 1; Pa → hPa: 2; cm → mm: 0), else None (°F → °C):
+        rounding an integer datastream's converted value to them loses nothing and drops
+        the noise of floating-point arithmetic."""
+        if _finite_decimal(self.scale) and _finite_decimal(self.offset):
+            return max(_places(self.scale), _places(self.offset))
+        return None
+
+    def expression(self, var: str) -> str:
+        """The map as arithmetic on `var` in the syntax Jinja and Python share, with
+        exact decimal constants: `var * 1.8 + 32`, `(var - 32) / 1.8`, `var / 100`."""
+        a, b = self.scale, self.offset
+        if b and a != 1 and _finite_decimal(b / a):
+            # (x + c)·a reads better than x·a + b when c is a plain number: °F → °C.
+            return f"({var}{_signed(b / a)}){_times(a)}"
+        return f"{var}{_times(a)}{_signed(b) if b else ''}"
+
+
+def _places(value: Fraction) -> int:
+    # Digits after the point of a finite decimal: the larger power of 2 or 5 of its
+    # denominator (1/8 = 0.125: 3; 1/100: 2).
+    den, places = value.denominator, 0
+    while den != 1:
+        den //= 10 if den % 10 == 0 else 2 if den % 2 == 0 else 5
+        places += 1
+    return places
+
+
+def _finite_decimal(value: Fraction) -> bool:
+    den = value.denominator
+    for prime in (2, 5):
+        while den % prime == 0:
+            den //= prime
+    return den == 1
+
+
+def _decimal(value: Fraction) -> str:
+    # Exact: only called for fractions with a finite decimal expansion.
+    with localcontext() as ctx:
+        ctx.prec = 60
+        text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _signed(value: Fraction) -> str:
+    sign = " + " if value > 0 else " - "
+    mag = abs(value)
+    return sign + (
+        _decimal(mag) if _finite_decimal(mag) else f"{mag.numerator} / {mag.denominator}"
+    )
+
+
+def _times(a: Fraction) -> str:
+    if a == 1:
+        return ""
+    if a.numerator == 1:
+        # Dividing by an integer is exact where multiplying by its decimal inverse is not
+        # (0.01 has no float): `x / 100`, not `x * 0.01`.
+        return f" / {a.denominator}"
+    if _finite_decimal(a):
+        return f" * {_decimal(a)}"
+    if _finite_decimal(1 / a):
+        return f" / {_decimal(1 / a)}"
+    return f" * {a.numerator} / {a.denominator}"
+
+
+def convertible_units() -> tuple[str, ...]:
+    """Every unit of the conversion table, in table order (grouped by quantity)."""
+    return tuple(_CONVERSIONS)
+
+
+def reachable_units(unit: str) -> tuple[str, ...]:
+    """The units `unit` (HA spelling) converts to, itself included; `()` when the table
+    does not know it."""
+    entry = _CONVERSIONS.get(unit)
+    if entry is None:
+        return ()
+    return tuple(u for u, (quantity, _, _) in _CONVERSIONS.items() if quantity == entry[0])
+
+
+def conversion(src: str, dst: str) -> Linear | None:
+    """The exact map from unit `src` to unit `dst` (HA spellings): the identity when they
+    are equal, None when the table has no conversion between them."""
+    if src == dst:
+        return Linear(Fraction(1), Fraction(0))
+    a, b = _CONVERSIONS.get(src), _CONVERSIONS.get(dst)
+    if a is None or b is None or a[0] != b[0]:
+        return None
+    # x → base: x·a + a0; base → y: (v - b0) / b
+    return Linear(a[1] / b[1], (a[2] - b[2]) / b[1])
