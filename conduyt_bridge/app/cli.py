@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return extras.health_probe(settings)
     level = args.log_level or ("debug" if args.verbose else settings.bridge.log_level)
     configure_logging(level, settings.bridge.log_format)
-    return _run_async(run_bridge(settings))
+    return _run_async(run_bridge(settings, Path(args.config or DEFAULT_CONFIG)))
 
 
 def _run_async(coro: Coroutine[Any, Any, int]) -> int:
@@ -102,14 +102,16 @@ def _run_async(coro: Coroutine[Any, Any, int]) -> int:
     return int(result or 0)
 
 
-async def run_bridge(settings: Settings) -> int:
-    """Run the bridge until SIGINT/SIGTERM; returns 0 after a clean shutdown."""
+async def run_bridge(settings: Settings, config_path: Path | None = None) -> int:
+    """Run the bridge until SIGINT/SIGTERM; returns 0 after a clean shutdown. SIGHUP
+    reloads `config_path` (`docs/requests.md` §6), whose changes the request API saves."""
     from conduyt_bridge.app.daemon import Bridge
 
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, config_path=config_path)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, bridge.stop)
+    loop.add_signal_handler(signal.SIGHUP, bridge.reload_soon)
     await bridge.run()
     return 0
 
@@ -155,6 +157,12 @@ def check_report(settings: Settings) -> str:
                     f"    datastream {ds.name} ({access}): {t.ds(slug)}"
                     + (f"  set: {t.ds_set(slug)}" if ds.writable else "")
                 )
+        if device.entities:
+            from conduyt_bridge.app.config_entities import entity_check_lines
+            from conduyt_bridge.simulator.profiles import get_profile
+
+            known = get_profile(device.sim_profile).hello if device.sim_profile else None
+            lines += entity_check_lines(device.entity_specs, t, known)
         for sub in device.pins:
             lines.append(
                 f"    pin {sub.pin} {sub.mode} every {sub.interval_ms} ms -> {t.pin(sub.pin)}"

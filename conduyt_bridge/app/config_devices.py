@@ -15,9 +15,13 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from conduyt_bridge.app.config_entities import READ_ONLY_ENTITIES, EntityList, entity_specs
 from conduyt_bridge.app.config_errors import ConfigProblems, Location
 from conduyt_bridge.app.config_ports import PortKind, parse_port, port_identity, slugify
 from conduyt_bridge.app.config_sections import empty_to_none
+from conduyt_bridge.core.entities.spec import EntitySpec
+from conduyt_bridge.northbound.homeassistant.classes import EntityCategory, StateClass
+from conduyt_bridge.northbound.homeassistant.shaping import datastream_problems, option_problems
 
 __all__ = [
     "RESERVED_DEVICE_ID",
@@ -45,13 +49,46 @@ class PinSubscription(BaseModel):
     threshold: int = Field(default=0, ge=0, le=65535)
 
 
+_ICON_RE = re.compile(r"^mdi:[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
 class DatastreamOptions(BaseModel):
-    """Per-datastream overrides, `[devices.datastreams.<name>]`."""
+    """Per-datastream overrides, `[devices.datastreams.<name>]`: the HA entity's name,
+    `expire_after_s` and its shaping (`docs/home-assistant.md`, "Shaping datastream
+    entities"; checked here whatever the board by `shaping.option_problems`, and against
+    the board's datastream by `DeviceConfig` for `sim://` boards and by discovery)."""
 
     model_config = ConfigDict(extra="forbid")
 
     expire_after_s: int | None = Field(default=None, gt=0)
     name: str | None = Field(default=None, min_length=1)
+    device_class: str | None = Field(default=None, min_length=1)
+    state_class: StateClass | None = None
+    unit: str | None = Field(default=None, min_length=1, max_length=32)
+    icon: str | None = None
+    entity_category: EntityCategory | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+    # HA's smallest number step (number.mqtt docs).
+    step: float | None = Field(default=None, ge=0.001, allow_inf_nan=False)
+    enabled_by_default: bool | None = None
+
+    @field_validator("icon")
+    @classmethod
+    def _check_icon(cls, value: str | None) -> str | None:
+        if value is not None and not _ICON_RE.match(value):
+            raise ValueError(
+                "must be a Material Design Icons name 'mdi:<name>' in lowercase letters, "
+                f"digits and '-', e.g. 'mdi:thermometer' (got {value!r})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_shaping(self) -> Self:
+        problems = option_problems(self)
+        if problems:
+            raise ConfigProblems([((key,), message) for key, message in problems])
+        return self
 
 
 class DeviceConfig(BaseModel):
@@ -60,6 +97,8 @@ class DeviceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    discovery_id: str | None = None
     port: str
     baudrate: int = Field(default=115200, gt=0)
     mcu_id: str | None = None
@@ -69,6 +108,8 @@ class DeviceConfig(BaseModel):
     allow_ota: bool = False
     pins: list[PinSubscription] = Field(default_factory=list)
     datastreams: dict[str, DatastreamOptions] = Field(default_factory=dict)
+    entities: EntityList = Field(default_factory=list)
+    """`[[devices.entities]]`: pins and modules as entities (`docs/entities.md`)."""
     command_timeout_ms: int = Field(default=1000, gt=0)
     hello_timeout_ms: int = Field(default=1000, gt=0)
     keepalive_s: float = Field(default=5.0, ge=0)
@@ -77,7 +118,7 @@ class DeviceConfig(BaseModel):
     reconnect_max_s: float = Field(default=30.0, gt=0)
     string_encoding: Literal["u16_prefix", "raw", "nul"] = "u16_prefix"
 
-    @field_validator("id")
+    @field_validator("id", "discovery_id")
     @classmethod
     def _check_id(cls, value: str | None) -> str | None:
         if value is not None and not _DEVICE_ID_RE.match(value):
@@ -142,13 +183,35 @@ class DeviceConfig(BaseModel):
                 )
             else:
                 seen[sub.pin] = index
+        if self.read_only and self.entities:
+            problems.append((("entities",), READ_ONLY_ENTITIES))
         if self.id is None and not self.device_id:
             problems.append(
                 (("port",), f"cannot derive a device id from port {self.port!r}: set id")
             )
+        problems += self._sim_shaping_problems()
         if problems:
             raise ConfigProblems(problems)
         return self
+
+    def _sim_shaping_problems(self) -> list[tuple[Location, str]]:
+        """The datastream options checked against a `sim://` board's datastreams (its
+        HELLO is known now; a real board's is checked when it connects)."""
+        profile = self.sim_profile
+        if profile is None or not self.datastreams:
+            return []
+        from conduyt_bridge.simulator.profiles import get_profile
+
+        declared = {ds.name: ds for ds in get_profile(profile).hello.datastreams}
+        problems: list[tuple[Location, str]] = []
+        for name, options in self.datastreams.items():
+            ds = declared.get(name)
+            if ds is not None:
+                problems += [
+                    (("datastreams", name, key), message)
+                    for key, message in datastream_problems(ds, options, self.read_only)
+                ]
+        return problems
 
     @property
     def port_kind(self) -> PortKind:
@@ -165,6 +228,11 @@ class DeviceConfig(BaseModel):
         if parsed.kind in ("socket", "rfc2217", "tcp", "listen"):
             return parsed.host, parsed.number
         return None
+
+    @property
+    def entity_specs(self) -> tuple[EntitySpec, ...]:
+        """The declared entities as the core reads them (`docs/entities.md`)."""
+        return entity_specs(self.entities)
 
     @property
     def sim_profile(self) -> str | None:
@@ -251,7 +319,34 @@ def device_list_problems(devices: Sequence[DeviceConfig]) -> list[tuple[Location
                     f"used by devices[{first}]: set a unique id",
                 )
             )
+    problems.extend(_discovery_id_problems(devices))
     problems.sort(key=lambda item: (item[0][1], str(item[0][2:])))
+    return problems
+
+
+def _discovery_id_problems(devices: Sequence[DeviceConfig]) -> list[tuple[Location, str]]:
+    # Home Assistant's node and unique ids are built from `discovery_id or device_id`
+    # (`docs/requests.md` §3): two boards with one would share their HA entities.
+    problems: list[tuple[Location, str]] = []
+    keys: dict[str, int] = {}
+    for index, device in enumerate(devices):
+        key = device.discovery_id or device.device_id
+        first = keys.setdefault(key, index)
+        if first != index and device.discovery_id is not None:
+            problems.append(
+                (
+                    ("devices", index, "discovery_id"),
+                    f"discovery_id {key!r} is also the Home Assistant id of devices[{first}]",
+                )
+            )
+        elif first != index and devices[first].discovery_id is not None:
+            problems.append(
+                (
+                    ("devices", index, "id"),
+                    f"device id {key!r} is the discovery_id of devices[{first}] (a board "
+                    "renamed from it keeps its Home Assistant entities): choose another id",
+                )
+            )
     return problems
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import SettingsError
 
 __all__ = [
@@ -100,9 +101,43 @@ def _format_key(loc: Sequence[str | int]) -> str:
     return out
 
 
+def _tagged_member(annotation: Any, step: str | int) -> Any:
+    """The member of the discriminated union `annotation` (`Annotated[A | B,
+    Field(discriminator=...)]`) whose tag is `step`, or None. Pydantic puts the tag in an
+    error's location (`entities[0].switch.pin`); the user's file has no such level."""
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return None
+    base, *metadata = typing.get_args(annotation)
+    key = next((m.discriminator for m in metadata if isinstance(m, FieldInfo)), None)
+    if not isinstance(key, str):
+        return None
+    for member in typing.get_args(base):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            field = member.model_fields.get(key)
+            if field is not None and step in typing.get_args(field.annotation):
+                return member
+    return None
+
+
+def _walk(root: Any, loc: Sequence[str | int]) -> tuple[Location, Any]:
+    """`loc` as the user's file spells it (discriminator tags dropped) and the type found
+    at its end (None when unknown)."""
+    current, clean = root, []
+    for step in loc:
+        member = _tagged_member(current, step)
+        if member is not None:
+            current = member
+            continue
+        clean.append(step)
+        current = _unwrap_model(current, step)
+    return tuple(clean), current
+
+
 def _unwrap_model(annotation: Any, step: str | int) -> Any:
     """The type found one step (field name, list index or dict key) below `annotation`."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap_model(typing.get_args(annotation)[0], step)
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(annotation):
             if arg is not type(None):
@@ -120,9 +155,7 @@ def _unwrap_model(annotation: Any, step: str | int) -> Any:
 
 def _unknown_key_reason(root: type[BaseModel], loc: Sequence[str | int]) -> str:
     """Reason for an unknown key, with the closest allowed key when there is one."""
-    current: Any = root
-    for step in loc[:-1]:
-        current = _unwrap_model(current, step)
+    _, current = _walk(root, loc[:-1])
     while typing.get_origin(current) in (typing.Union, types.UnionType):
         current = next(a for a in typing.get_args(current) if a is not type(None))
     if isinstance(current, type) and issubclass(current, BaseModel) and loc:
@@ -165,7 +198,8 @@ def convert_validation_error(
             if isinstance(problem, ConfigProblems)
             else [(loc, _reason(root, error))]
         )
-        for item_loc, reason in items:
+        for tagged, reason in items:
+            item_loc, _ = _walk(root, tagged)
             var = env_var_for(item_loc)
             errors.append((_format_key(item_loc), reason))
             origins.append(f"env {var}" if var else label)

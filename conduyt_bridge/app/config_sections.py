@@ -8,6 +8,7 @@ unreadable one fails at start (exit code 2) rather than at the first connect.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -31,6 +32,7 @@ from conduyt_bridge.northbound.mqtt.urls import redact_url
 
 __all__ = [
     "CLIENT_ID_PREFIX",
+    "DEFAULT_ALLOWED_PORTS",
     "BridgeSection",
     "HomeAssistantSection",
     "HomieSection",
@@ -85,6 +87,11 @@ def _unreadable_file(path: Path | None) -> str | None:
     return None
 
 
+DEFAULT_ALLOWED_PORTS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*", "sim://*")
+"""`[bridge] allowed_ports` by default: USB serial adapters, USB-CDC boards and simulated
+boards; network ports (`tcp://`, `socket://`, `rfc2217://`, `listen://`) only when listed."""
+
+
 class BridgeSection(BaseModel):
     """`[bridge]`: this bridge's id in a fleet, topic root, logging and health reporting.
 
@@ -101,6 +108,12 @@ class BridgeSection(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     health_interval_s: float = Field(default=30.0, gt=0)
+    allow_remote_config: bool = True
+    """Whether the request API may change the configuration (`docs/requests.md` §5); the
+    broker's ACL on `{base}/bridge/+/request/#` is the access control."""
+    allowed_ports: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_PORTS))
+    """`fnmatch` globs of the ports `device/add` and `device/options` may open
+    (`docs/requests.md` §5); a port matching none is refused."""
 
     @field_validator("id")
     @classmethod
@@ -272,12 +285,31 @@ class HomeAssistantSection(BaseModel):
         return _topic_prefix(value, "discovery prefix")
 
 
+MIN_TOKEN_CHARS = 16
+"""Shortest `[http] token` accepted: a guessable token guards nothing."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1); False for `""`
+    (all interfaces) and every other name or address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class HttpSection(BaseModel):
-    """`[http]`: the health/metrics endpoint; `listen = ""` (the default) turns it off."""
+    """`[http]`: the health/metrics endpoint and the web console; `listen = ""` (the
+    default) turns it off. `token` (at least `MIN_TOKEN_CHARS` characters) guards the
+    console and `/api/status`; any `listen` address that is not loopback requires one
+    (`docs/console.md` §4)."""
 
     model_config = ConfigDict(extra="forbid")
 
     listen: str = ""
+    token: SecretStr = SecretStr("")
 
     @field_validator("listen")
     @classmethod
@@ -286,6 +318,32 @@ class HttpSection(BaseModel):
         if value:
             split_host_port(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_token(self) -> Self:
+        token = self.token.get_secret_value()
+        if token and len(token) < MIN_TOKEN_CHARS:
+            raise ConfigProblems(
+                [
+                    (
+                        ("token",),
+                        f"must be at least {MIN_TOKEN_CHARS} characters "
+                        "(e.g. the output of `openssl rand -hex 16`)",
+                    )
+                ]
+            )
+        if self.listen and not token and not is_loopback_host(self.host):
+            shown = self.host or "all interfaces"
+            raise ConfigProblems(
+                [
+                    (
+                        ("token",),
+                        f"listen address {shown!r} is reachable from other hosts: set "
+                        "[http] token (or listen on 127.0.0.1)",
+                    )
+                ]
+            )
+        return self
 
     @property
     def enabled(self) -> bool:

@@ -19,56 +19,40 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import structlog
 
+from conduyt_bridge.app.board_transport import make_transport
 from conduyt_bridge.app.config import DeviceConfig, Settings
+from conduyt_bridge.app.health import health_document
 from conduyt_bridge.app.plugins import default_adapters
+from conduyt_bridge.app.requests.contract import RequestHandler
+from conduyt_bridge.app.requests.mqtt import RequestTopics
+from conduyt_bridge.app.requests.service import RequestService
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.core.events import EventBus
 from conduyt_bridge.core.pins import TaskSet
 from conduyt_bridge.device.session import DeviceSession
-from conduyt_bridge.device.transports import (
-    ListenTransport,
-    SerialTransport,
-    SimTransport,
-    TcpListener,
-    TcpTransport,
-    Transport,
-)
+from conduyt_bridge.device.transports import TcpListener
 from conduyt_bridge.errors import describe_exception
 from conduyt_bridge.northbound.conduyt.claims import ClaimKeeper
 from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
-from conduyt_bridge.northbound.host import Adapter, BackgroundJob, Hook, MessageHandler, Router
+from conduyt_bridge.northbound.host import (
+    Adapter,
+    BackgroundJob,
+    BoardAddedHook,
+    BoardRemovedHook,
+    Hook,
+    MessageHandler,
+    Router,
+)
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
 from conduyt_bridge.version import __version__
 
 log = structlog.stdlib.get_logger(__name__)
-
-
-def make_transport(
-    device: DeviceConfig, listeners: dict[tuple[str, int], TcpListener]
-) -> Transport:
-    """The transport for a device's `port` (`docs/architecture.md` §1)."""
-    kind = device.port_kind
-    if kind == "sim":
-        assert device.sim_profile is not None
-        return SimTransport(device.sim_profile, device_id=device.device_id)
-    if kind == "tcp":
-        assert device.net_address is not None
-        return TcpTransport(*device.net_address)
-    if kind == "listen":
-        assert device.net_address is not None
-        listener = listeners.get(device.net_address)
-        if listener is None:
-            listener = TcpListener(
-                *device.net_address, hello_timeout_s=device.hello_timeout_ms / 1000 * 2
-            )
-            listeners[device.net_address] = listener
-        return ListenTransport(listener, device.mcu_id)
-    return SerialTransport(device.port, device.baudrate)
 
 
 STARTUP_BROKER_WAIT_S = 5.0
@@ -109,8 +93,17 @@ async def supervise(
 class Bridge:
     """The running daemon: boards, their sessions, the broker link and the adapters."""
 
-    def __init__(self, settings: Settings, adapters: Sequence[Adapter] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Sequence[Adapter] | None = None,
+        *,
+        config_path: Path | None = None,
+    ) -> None:
         self.settings = settings
+        self.config_path = config_path
+        """The config file the settings came from: the request API writes its changes
+        there (`docs/requests.md` §4); None for a bridge configured without one."""
         self.bridge_id = settings.bridge.id
         self.topics = BridgeTopics(settings.bridge.base_topic, self.bridge_id)
         self.started_at = time.time()
@@ -130,8 +123,13 @@ class Bridge:
         self._jobs: list[tuple[str, BackgroundJob]] = []
         self._finals: list[Callable[[], list[OutMessage]]] = []
         self._stopped = asyncio.Event()
+        self._running = asyncio.Event()
+        """Set once `run()` started every board and job: boards may be added from then."""
         self._group: asyncio.TaskGroup | None = None
         self._session_tasks: dict[str, asyncio.Task[None]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._added_hooks: list[BoardAddedHook] = []
+        self._removed_hooks: list[BoardRemovedHook] = []
         for device in settings.devices:
             self._add_board(device)
         self._stopping_sessions: dict[str, asyncio.Task[None]] = {}
@@ -149,8 +147,14 @@ class Bridge:
         self._jobs.append(("claims", self.claims.watch))
         for adapter in default_adapters(settings) if adapters is None else adapters:
             adapter(self)
+        self._service = RequestService(self)
+        self.requests: RequestHandler = self._service
+        """The request API (`docs/requests.md`): its MQTT front end is installed here, the
+        web console calls `await bridge.requests.handle(action, payload)`."""
+        RequestTopics(self, self.topics, self.requests).install()
+        self._reloads: set[asyncio.Task[None]] = set()
 
-    def _add_board(self, device: DeviceConfig) -> None:
+    def _add_board(self, device: DeviceConfig) -> Board:
         board = Board(device, self.bus, self._polls)
         transport = make_transport(device, self.listeners)
         session = DeviceSession(
@@ -164,6 +168,71 @@ class Bridge:
         board.session = session
         self.boards[board.dev] = board
         self.sessions[board.dev] = session
+        return board
+
+    # ---- boards added and removed at run time (`docs/architecture.md` §11) ------------------
+
+    async def add_board(self, device: DeviceConfig) -> Board:
+        """Add board `device` (its id must be new) and start it at once while running:
+        claim, the adapters' `on_board_added` hooks, then its command worker and session.
+        Nothing else restarts."""
+        board = self._add_board(device)
+        runs = self.claims.add_board(board.dev)
+        await self._board_hooks(self._added_hooks, board)
+        if self._group is not None and not self._stopped.is_set():
+            address = device.net_address if device.port_kind == "listen" else None
+            if address is not None:
+                with contextlib.suppress(OSError):  # the session retries and says why
+                    await self.listeners[address].start()
+            self._start_worker(board.dev)
+            if runs:
+                await self._start_session(board.dev)
+        return board
+
+    async def remove_board(self, dev: str, successor: str | None = None) -> Board:
+        """Stop board `dev` and remove it: its session and worker end (`BoardOffline` if
+        it was online), its claim is released unless `successor` is `dev` (a restart),
+        then the adapters' `on_board_removed(board, successor)` hooks run. Raises
+        KeyError for an unknown id."""
+        board, session = self.boards[dev], self.sessions[dev]
+        was_online = board.online
+        tasks = [self._session_tasks.pop(dev, None), self._workers.pop(dev, None)]
+        tasks.append(self._stopping_sessions.pop(dev, None))
+        running = [t for t in tasks if t is not None]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=SHUTDOWN_HOOK_S)
+        if was_online:
+            what = "removed" if successor is None else f"replaced by '{successor}'"
+            await board.on_offline(session, f"board {what} at run time")
+        self.claims.remove_board(dev, release=successor != dev)
+        # Last registered, first run: a hook undoes its adapter's later set-up first.
+        await self._board_hooks(self._removed_hooks[::-1], board, successor)
+        del self.boards[dev], self.sessions[dev]
+        return board
+
+    async def _board_hooks(self, hooks: Sequence[Callable[..., Any]], *args: Any) -> None:
+        for hook in hooks:
+            try:
+                await hook(*args)
+            except Exception:  # one adapter's bug must not leave the others behind
+                log.exception("board hook failed", hook=repr(hook))
+
+    def on_board_added(self, hook: BoardAddedHook) -> None:
+        """See `AdapterHost.on_board_added`."""
+        self._added_hooks.append(hook)
+
+    def on_board_removed(self, hook: BoardRemovedHook) -> None:
+        """See `AdapterHost.on_board_removed`."""
+        self._removed_hooks.append(hook)
+
+    def _start_worker(self, dev: str) -> None:
+        running = self._workers.get(dev)
+        if self._group is not None and (running is None or running.done()):
+            name = f"commands-{dev}"
+            job = supervise(name, self.boards[dev].run_commands, self._stopped)
+            self._workers[dev] = self._group.create_task(job, name=name)
 
     # ---- AdapterHost ------------------------------------------------------------------------
 
@@ -232,51 +301,9 @@ class Bridge:
         log.debug("message on an unknown topic", topic=topic)
 
     def health(self) -> dict[str, Any]:
-        """The health document of `{base}/bridge/{id}/health` and the HTTP endpoint: a
-        refused board's state is `refused`, with its `reason` (`docs/fleet.md` §2)."""
-        boards: dict[str, Any] = {}
-        for dev, session in self.sessions.items():
-            s = session.stats
-            p50 = s.latency_percentile(0.5)
-            p99 = s.latency_percentile(0.99)
-            refusal = self.claims.refused.get(dev)
-            boards[dev] = {
-                "state": "refused" if refusal is not None else str(session.state),
-                "packets_in": s.packets_in,
-                "packets_out": s.packets_out,
-                "frame_errors": s.frame_errors,
-                "crc_errors": s.crc_errors,
-                "framing_errors": s.framing_errors,
-                "text_lines": s.text_lines,
-                "log_lines_dropped": self.boards[dev].text_limiter.dropped,
-                "reboots_suspected": s.reboots_suspected,
-                "crc_naks": s.crc_naks,
-                "naks": s.naks,
-                "timeouts": s.timeouts,
-                "reconnects": s.reconnects,
-                "latency_ms_p50": round(p50 * 1000, 2) if p50 is not None else None,
-                "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
-                "last_error": session.last_error,
-            }
-            if refusal is not None:
-                boards[dev]["reason"] = refusal
-        return {
-            "bridge_id": self.bridge_id,
-            "version": __version__,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            # Peers count this bridge dead when its health stops (`docs/fleet.md` §2).
-            "health_interval_s": self.settings.bridge.health_interval_s,
-            "broker": {
-                "connected": self.mqtt.connected,
-                "reconnects": self.mqtt.reconnects,
-                "queue_depth": self.mqtt.queue_depth,
-                "dropped": self.mqtt.dropped,
-                "inbound_dropped": self.mqtt.inbound.dropped,
-                "last_error": self.mqtt.last_error,
-                "refused_subscriptions": sorted(self.mqtt.refused_subscriptions),
-            },
-            "boards": boards,
-        }
+        """The health document of `{base}/bridge/{id}/health` and the HTTP endpoint
+        (`conduyt_bridge.app.health.health_document`)."""
+        return health_document(self)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -308,13 +335,12 @@ class Bridge:
                         except Exception:  # an adapter's bug must not keep boards down
                             log.exception("start hook failed", hook=repr(hook))
                 self._group = tg
-                jobs: list[tuple[str, BackgroundJob]] = [("pin-polls", self._polls.run)]
-                for dev in self.sessions:
-                    jobs.append((f"commands-{dev}", self.boards[dev].run_commands))
+                name = "pin-polls"
                 board_tasks = [
-                    tg.create_task(supervise(name, job, self._stopped), name=name)
-                    for name, job in jobs
+                    tg.create_task(supervise(name, self._polls.run, self._stopped), name=name)
                 ]
+                for dev in self.sessions:
+                    self._start_worker(dev)
                 # The adapters' jobs (their own broker sessions, health, HTTP) live until
                 # after the shutdown hooks: a hook may still need its adapter's link.
                 tasks += [
@@ -323,9 +349,11 @@ class Bridge:
                 ]
                 for dev in granted:
                     await self._start_session(dev)
+                self._running.set()
                 await self._stopped.wait()
                 self._group = None
                 board_tasks += self._session_tasks.values()
+                board_tasks += self._workers.values()
                 board_tasks += self._stopping_sessions.values()
                 # Listeners first, so no board connects during the shutdown; then boards
                 # (their links close with them, nothing reconnects), then the adapters'
@@ -416,6 +444,31 @@ class Bridge:
     def stop(self) -> None:
         """Ask `run()` to shut down (safe from a signal handler)."""
         self._stopped.set()
+
+    async def wait_running(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`, s, and not once stopping) until `run()` has started
+        the boards and jobs; False when it did not (the request API refuses changes
+        then, `docs/requests.md` §2)."""
+        waiters = {
+            asyncio.create_task(self._running.wait()),
+            asyncio.create_task(self._stopped.wait()),
+        }
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        return self._running.is_set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called: the request API refuses changes
+        (`docs/requests.md` §2)."""
+        return self._stopped.is_set()
+
+    def reload_soon(self) -> None:
+        """SIGHUP: reload the config file in a task (`docs/requests.md` §6)."""
+        task = asyncio.get_running_loop().create_task(self._service.reload(), name="reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def _shutdown(self) -> None:
         for hook in self._shutdown_hooks:

@@ -13,6 +13,7 @@ several bridges in one process (tests, the demo) never share or clash over metri
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from prometheus_client.registry import Collector
 from conduyt_bridge.version import __version__
 
 if TYPE_CHECKING:
+    from conduyt_bridge.core.board import Board
     from conduyt_bridge.northbound.host import AdapterHost
 
 PREFIX = "conduyt_bridge"
@@ -99,6 +101,18 @@ class BridgeCollector(Collector):
             f"{PREFIX}_mqtt_queue_depth",
             "Messages waiting in the outbox for the broker.",
             value=mqtt.queue_depth,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_mqtt_queue_bytes",
+            "Bytes encoded for the broker and not yet on its socket: the QoS 0 fast path's "
+            "buffer and paho's packet queue (docs/architecture.md 6.1).",
+            value=mqtt.queue_bytes,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_mqtt_lost_bytes",
+            "QoS 0 bytes dropped because the broker link broke before they were written "
+            "(docs/architecture.md 6.1).",
+            value=mqtt.lost_bytes,
         )
         yield CounterMetricFamily(
             f"{PREFIX}_mqtt_published",
@@ -176,6 +190,19 @@ class BridgeMetrics:
         for dev, session in bridge.sessions.items():
             # Create the child now so that the series exist (at zero) before any command.
             session.stats.latency_observers.append(self.latency.labels(device=dev).observe)
+        bridge.on_board_added(self._board_added)
+        bridge.on_board_removed(self._board_removed)
+        self._host = bridge
+
+    async def _board_added(self, board: Board) -> None:
+        """A board added at run time gets its latency series (`docs/architecture.md` §11)."""
+        session = self._host.sessions[board.dev]
+        session.stats.latency_observers.append(self.latency.labels(device=board.dev).observe)
+
+    async def _board_removed(self, board: Board, successor: str | None) -> None:
+        """A removed board's latency series goes (a restarted one starts again at 0)."""
+        with contextlib.suppress(KeyError):
+            self.latency.remove(board.dev)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition for an HTTP `Accept` header: `(body, content type)`.

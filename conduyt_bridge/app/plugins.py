@@ -7,8 +7,9 @@ A new northbound convention (Homie, Sparkplug B…) is its own folder under
 
 from __future__ import annotations
 
+import socket
+
 from conduyt_bridge.app.config import Settings
-from conduyt_bridge.app.http import http_adapter
 from conduyt_bridge.northbound.conduyt.adapter import ConduytOptions, conduyt_adapter
 from conduyt_bridge.northbound.homeassistant.adapter import (
     HomeAssistantOptions,
@@ -31,6 +32,25 @@ def conduyt_options(settings: Settings) -> ConduytOptions:
     )
 
 
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def console_url(settings: Settings, hostname: str | None = None) -> str | None:
+    """The console's URL for HA's `configuration_url`, `http://{host}:{port}/`, when
+    `[http] listen` is set, else None (`docs/home-assistant.md`, "Device names"). A
+    wildcard listen address (all interfaces: empty, `0.0.0.0`, `::`) is replaced by
+    `hostname` (default: this machine's host name), an IPv6 address gets brackets."""
+    http = settings.http
+    if not http.enabled:
+        return None
+    host = http.host
+    if host in _WILDCARD_HOSTS:
+        host = hostname if hostname is not None else socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{http.port}/"
+
+
 def homeassistant_options(settings: Settings) -> HomeAssistantOptions:
     """Home Assistant discovery's options from `[homeassistant]`, `[bridge]` and `[mqtt]`."""
     ha = settings.homeassistant
@@ -44,6 +64,7 @@ def homeassistant_options(settings: Settings) -> HomeAssistantOptions:
             gateway_id=settings.bridge.id,
             bridge_version=__version__,
             payload_format=settings.mqtt.payload_format,
+            configuration_url=console_url(settings),
         ),
     )
 
@@ -77,6 +98,17 @@ def homie_options(settings: Settings) -> HomieOptions:
     )
 
 
+def http_adapter(settings: Settings) -> Adapter:
+    """`conduyt_bridge.app.http.http_adapter`, imported only when `[http] listen` is set:
+    aiohttp and the web console cost ~9 MiB of RSS that a bridge without HTTP never uses
+    (`docs/architecture.md` §6.1)."""
+    if not settings.http.enabled:
+        return lambda host: None
+    from conduyt_bridge.app.http import http_adapter as adapter
+
+    return adapter(settings)
+
+
 def default_adapters(settings: Settings) -> list[Adapter]:
     """The adapters of a bridge, in the order they are installed (the Conduyt layout
     first: its connect hook subscribes to the command topics before anything else)."""
@@ -91,8 +123,10 @@ def default_adapters(settings: Settings) -> list[Adapter]:
 
 __all__ = [
     "conduyt_options",
+    "console_url",
     "default_adapters",
     "homeassistant_options",
     "homie_options",
+    "http_adapter",
     "sparkplug_options",
 ]

@@ -45,8 +45,8 @@ from conduyt_bridge.errors import (
     ErrorName,
     describe_exception,
 )
-from conduyt_bridge.protocol.commands import ds_write, parse_ds_event, parse_pin_value
-from conduyt_bridge.protocol.constants import DatastreamType, PacketType
+from conduyt_bridge.protocol.commands import ds_write, parse_pin_value
+from conduyt_bridge.protocol.constants import DatastreamType, PacketType, type_name
 from conduyt_bridge.protocol.errors import PayloadDecodeError, ValueDecodeError, ValueEncodeError
 from conduyt_bridge.protocol.framing import TextLine
 from conduyt_bridge.protocol.hello import DatastreamDescriptor, HelloResp
@@ -54,9 +54,10 @@ from conduyt_bridge.protocol.packet import Packet
 from conduyt_bridge.protocol.values import (
     DatastreamValue,
     StringEncoding,
-    decode_value,
+    ValueDecoder,
     encode_value,
     shortest_float32,
+    value_decoder,
 )
 
 COMMAND_QUEUE_LIMIT = 256
@@ -122,7 +123,10 @@ class Board:
         """Replay values found at start-up (`seed_replay`), adopted at the next handshake."""
         self.errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         """The last refused commands, newest last (adapters append their reports)."""
-        self.event_counts: dict[str, int] = {}
+        self._type_counts: dict[int, int] = {}
+        """Event packets received by TYPE byte (`event_counts` names them)."""
+        self._ds_by_index: dict[int, tuple[str, DatastreamDescriptor, ValueDecoder]] = {}
+        """DS_EVENT index → slug, datastream and its value decoder, per HELLO_RESP."""
         self.text_limiter = LineRateLimiter()
         """Bounds the sketch's text lines; `text_limiter.dropped` counts refused lines."""
         self.pins = PinState(self.dev, config.pins, self.require_online, bus.emit, tasks)
@@ -131,6 +135,16 @@ class Board:
         self.log = structlog.stdlib.get_logger(__name__).bind(device=self.dev)
 
     # ---- state ----------------------------------------------------------------------------
+
+    @property
+    def event_counts(self) -> dict[str, int]:
+        """Event packets received by type name (`DS_EVENT`, or `0x5a` for an undefined
+        type), counted since the bridge started."""
+        counts: dict[str, int] = {}
+        for type_, n in self._type_counts.items():
+            name = type_name(type_)
+            counts[name] = counts.get(name, 0) + n
+        return counts
 
     @property
     def online(self) -> bool:
@@ -193,9 +207,10 @@ class Board:
         await self.pins.on_offline()
 
     def on_event(self, session: DeviceSession, packet: Packet) -> None:
-        """Decode a board event into typed events, then emit `PacketReceived`."""
-        name = packet.type_name
-        self.event_counts[name] = self.event_counts.get(name, 0) + 1
+        """Decode a board event into typed events, then emit `PacketReceived` (not built
+        when nobody listens to it)."""
+        counts = self._type_counts
+        counts[packet.type] = counts.get(packet.type, 0) + 1
         try:
             if packet.type == PacketType.DS_EVENT:
                 self._on_ds_event(packet)
@@ -210,7 +225,8 @@ class Board:
                 self.log.info("board log", text=text)
         except (PayloadDecodeError, ValueDecodeError) as exc:
             self.log.debug("malformed event", packet=repr(packet), error=describe_exception(exc))
-        self.bus.emit(PacketReceived(self.dev, packet))
+        if self.bus.wants(PacketReceived):
+            self.bus.emit(PacketReceived(self.dev, packet))
 
     def on_text(self, session: DeviceSession, line: TextLine) -> None:
         """Emit a line the sketch printed, at most `LOG_LINES_PER_S` per second after a
@@ -229,19 +245,25 @@ class Board:
         self.hello = hello
         self.ds_by_slug = datastream_slugs(hello.datastreams)
         self.slug_by_index = {ds.index: slug for slug, ds in self.ds_by_slug.items()}
+        self._ds_by_index = {
+            ds.index: (slug, ds, value_decoder(ds)) for slug, ds in self.ds_by_slug.items()
+        }
 
     def _on_ds_event(self, packet: Packet) -> None:
         session = self.session
         if session is not None and session.hello is not None and session.hello is not self.hello:
             # Events can arrive during the handshake, before on_online.
             self._adopt_hello(session.hello)
-        event = parse_ds_event(packet.payload)
-        slug = self.slug_by_index.get(event.index)
-        if slug is None:
-            self.log.debug("DS_EVENT for an undeclared datastream", index=event.index)
+        # `parse_ds_event` inlined (`[ds_index u8][value…]`): this runs once per DS_EVENT.
+        payload = packet.payload
+        if not payload:
+            raise PayloadDecodeError("DS_EVENT payload is empty")
+        known = self._ds_by_index.get(payload[0])
+        if known is None:
+            self.log.debug("DS_EVENT for an undeclared datastream", index=payload[0])
             return
-        ds = self.ds_by_slug[slug]
-        self.set_value(slug, ds, decode_value(ds, event.raw))
+        slug, ds, decode = known
+        self.set_value(slug, ds, decode(payload[1:]))
 
     def set_value(self, slug: str, ds: DatastreamDescriptor, value: DatastreamValue) -> None:
         """Record a datastream's value and emit `DatastreamUpdated`."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from conduyt_bridge.core.entities.spec import EntitySpec
+
 
 class PinSubscriptionConfig(Protocol):
     """One `[[devices.pins]]` entry."""
@@ -54,6 +56,12 @@ class BoardConfig(Protocol):
     def port(self) -> str: ...
 
     @property
+    def discovery_id(self) -> str | None:
+        """The id the board's Home Assistant unique ids are built from when it differs
+        from `device_id` (kept by a rename, `docs/requests.md` §3); None: `device_id`."""
+        ...
+
+    @property
     def read_only(self) -> bool: ...
 
     @property
@@ -75,6 +83,11 @@ class BoardConfig(Protocol):
 
     @property
     def datastreams(self) -> Mapping[str, DatastreamConfig]: ...
+
+    @property
+    def entity_specs(self) -> Sequence[EntitySpec]:
+        """`[[devices.entities]]`: declared entities (`docs/entities.md`)."""
+        ...
 
 
 __all__ = ["BoardConfig", "DatastreamConfig", "PinSubscriptionConfig"]

@@ -34,6 +34,13 @@ Router = Callable[[aiomqtt.Message], Awaitable[bool]]
 BackgroundJob = Callable[[], Coroutine[Any, Any, None]]
 """A background job, run (and restarted if it ever ends) under the host's supervisor."""
 
+BoardAddedHook = Callable[[Board], Awaitable[None]]
+"""Called with a board added while the bridge runs (`AdapterHost.on_board_added`)."""
+
+BoardRemovedHook = Callable[[Board, str | None], Awaitable[None]]
+"""Called with a board removed while the bridge runs and the id of its successor, if any
+(`AdapterHost.on_board_removed`)."""
+
 
 class AdapterHost(Protocol):
     """What a northbound adapter may use of the bridge."""
@@ -111,6 +118,25 @@ class AdapterHost(Protocol):
         and is cancelled after the shutdown hooks and the final messages."""
         ...
 
+    def on_board_added(self, hook: BoardAddedHook) -> None:
+        """Run `hook(board)` for each board added while the bridge runs (the request API,
+        a config reload: `docs/architecture.md` §11): after it joined `boards` and its
+        claim was decided (`runs`), before its session starts. Not called for the boards
+        configured at start. Hooks run in registration order; one that raises is logged
+        and the others still run."""
+        ...
+
+    def on_board_removed(self, hook: BoardRemovedHook) -> None:
+        """Run `hook(board, successor)` for each board removed while the bridge runs:
+        after its session and command worker stopped (`BoardOffline` was delivered if it
+        was online) and its claim was released, while it is still in `boards`.
+        `successor` is the id of the board that takes its place: the new id for a rename,
+        the same id for a restart with changed options; None for a removal, after which
+        an adapter clears everything it published for the board (`docs/architecture.md`
+        §11). They run in reverse registration order (the last registered first), so an
+        adapter's later set-up is undone before what it builds on."""
+        ...
+
     def add_final_messages(self, provider: Callable[[], list[OutMessage]]) -> None:
         """Messages to publish as the very last ones at a clean shutdown (e.g. `offline`
         states, since a clean DISCONNECT suppresses the Will)."""
@@ -120,4 +146,13 @@ class AdapterHost(Protocol):
 Adapter = Callable[[AdapterHost], None]
 """A northbound adapter: installs itself on the host."""
 
-__all__ = ["Adapter", "AdapterHost", "BackgroundJob", "Hook", "MessageHandler", "Router"]
+__all__ = [
+    "Adapter",
+    "AdapterHost",
+    "BackgroundJob",
+    "BoardAddedHook",
+    "BoardRemovedHook",
+    "Hook",
+    "MessageHandler",
+    "Router",
+]

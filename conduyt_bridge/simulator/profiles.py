@@ -14,6 +14,8 @@ Known profiles (`PROFILES`, `docs/architecture.md` §9):
 * `uno` — Arduino Uno R3: 20 pins with the real capabilities, no modules, no datastreams.
 * `workshop` — RP2040 with modules encoder (0), stepper (1), oled1306 (2), pid (3),
   i2c_pass (4) and datastreams rpm (UINT16) and enabled (BOOL, writable).
+* `garage` — ESP32 for declared entities: relay, door contact, lamp, potentiometer, bell,
+  servo, neopixel, dht, encoder, stepper, pid (`docs/entities.md` §7).
 * `firehose` — one FLOAT32 counter pushed on every tick, for throughput benchmarks.
 """
 
@@ -411,6 +413,43 @@ def workshop() -> Profile:
     )
 
 
+def garage() -> Profile:
+    """ESP32 garage for declared entities (`docs/entities.md` §7): a relay, a door contact,
+    a lamp, a potentiometer, a bell button and six modules on the pins below."""
+    return Profile(
+        name="garage",
+        description="ESP32 garage: relay, door, lamp, pot, bell; six modules for declared entities",
+        firmware_name="sim-garage",
+        firmware_version=(1, 1, 0),
+        mcu_id=bytes.fromhex("240ac4600d01"),
+        pins=(
+            DI | DO | INT,  # 0
+            DI | DO,  # 1 relay
+            DI | INT,  # 2 door contact (input only)
+            DI | DO | PWM,  # 3 lamp (PWM dimmer)
+            DI | AI,  # 4 potentiometer
+            DI | DO | PWM,  # 5 servo
+            DI | DO | PWM,  # 6 neopixel data
+            DI | DO,  # 7 dht data
+            DI | DO,  # 8 bell button
+            DI | INT,  # 9 encoder A
+            DI | INT,  # 10 encoder B
+            DI | DO | PWM,  # 11 stepper step
+            DI | DO,  # 12 stepper dir
+            DI | AI,  # 13 pid input
+            DI | DO | PWM,  # 14 pid output
+        ),
+        max_payload=512,
+        adc_bits=12,
+        modules=tuple(
+            ModuleSpec(k) for k in ("servo", "neopixel", "dht", "encoder", "stepper", "pid")
+        ),
+        datastreams=(
+            DatastreamSpec("setpoint", DatastreamType.FLOAT32, "celsius", True, model=Hold(21.0)),
+        ),
+    )
+
+
 def firehose() -> Profile:
     """One FLOAT32 counter pushed on every tick: for end-to-end throughput benchmarks."""
     return Profile(
@@ -433,6 +472,7 @@ PROFILES: Mapping[str, Callable[[], Profile]] = MappingProxyType(
         "kitchen": kitchen,
         "uno": uno,
         "workshop": workshop,
+        "garage": garage,
         "firehose": firehose,
     }
 )

@@ -154,7 +154,8 @@ def test_check_refuses_what_would_fail_at_run_time(tmp_path: Path) -> None:
         f"c.toml: mqtt.tls_key: cannot read '{tmp_path}/client.key': "
         "No such file or directory; check the path",
         "c.toml: devices[0].port: unknown simulator profile 'thermostatt' "
-        "(did you mean 'thermostat'?); profiles: firehose, kitchen, thermostat, uno, workshop",
+        "(did you mean 'thermostat'?); "
+        "profiles: firehose, garage, kitchen, thermostat, uno, workshop",
         f"c.toml: devices[1].port: unknown port scheme 'udp://': use one of {schemes} "
         "or a serial device path (e.g. '/dev/ttyUSB0'); Conduyt runs over TCP: "
         "'tcp://host:port' for a board that accepts connections, 'listen://0.0.0.0:5000' "

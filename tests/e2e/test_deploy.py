@@ -125,10 +125,58 @@ def test_container_config_example() -> None:
     import tomllib
 
     config = tomllib.loads(CONTAINER_CONFIG.read_text(encoding="utf-8"))
-    assert config["http"]["listen"] == "0.0.0.0:9105"
+    # Loopback in the container: no token needed, --health works (docs/console.md §1).
+    assert config["http"]["listen"] == "127.0.0.1:9105"
     assert config["devices"][0]["port"] == "/dev/ttyUSB0"
     assert config["mqtt"]["url"] == "mqtt://mosquitto:1883"
     assert "password" not in config["mqtt"]  # comes from the environment
+
+
+def _compose_bridge_env(dot_env: dict[str, str]) -> dict[str, str]:
+    """The bridge container's environment as compose interpolates it from `dot_env`."""
+    yaml = pytest.importorskip("yaml")
+    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    env: dict[str, str] = {}
+    for name, value in doc["services"]["conduyt-bridge"]["environment"].items():
+
+        def sub(m: re.Match[str]) -> str:
+            var, op, default = m.group(1), m.group(2), m.group(3)
+            if dot_env.get(var):
+                return dot_env[var]
+            assert op == ":-", f"{var} must be set: {default}"
+            return default
+
+        env[name] = re.sub(r"\$\{(\w+)(:-|:\?)([^}]*)\}", sub, str(value))
+    return env
+
+
+@pytest.mark.parametrize(
+    ("dot_env", "code", "output"),
+    [
+        ({}, 0, '"listen": "127.0.0.1:9105"'),  # .env as shipped: first start works
+        (
+            {"CONDUYT_BRIDGE_HTTP__LISTEN": "0.0.0.0:9105"},
+            2,
+            "http.token: listen address '0.0.0.0' is reachable from other hosts: set "
+            "[http] token (or listen on 127.0.0.1)",
+        ),
+        (
+            {"CONDUYT_BRIDGE_HTTP__LISTEN": "0.0.0.0:9105", "CONDUYT_BRIDGE_HTTP__TOKEN": "t" * 32},
+            0,
+            '"listen": "0.0.0.0:9105"',
+        ),
+    ],
+)
+def test_the_container_config_loads_with_the_compose_environment(
+    dot_env: dict[str, str], code: int, output: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONDUYT_BRIDGE_")}
+    env |= _compose_bridge_env({**COMPOSE_ENV, **dot_env})
+    cli = shutil.which("conduyt-bridge")
+    assert cli is not None, "pip install -e . installs the conduyt-bridge command"
+    result = _run([cli, "--check", "--config", str(CONTAINER_CONFIG)], env=env)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert output in result.stdout + result.stderr
 
 
 # --------------------------------------------------------------------------------------
@@ -370,7 +418,15 @@ def test_acl_grants_exactly_the_bridge_topics() -> None:
     commands = BridgeTopics("conduyt", "gw").device("+").command_filters()
     ha = {("readwrite", "homeassistant/#"), ("read", "conduyt/#")}
     ha |= {("write", topic) for topic in commands}
-    assert rules == {"conduyt-bridge": bridge, "homeassistant": ha}
+    # The request API's access control is this ACL (`docs/requests.md`): only the
+    # administrator's user may publish requests; Home Assistant may not.
+    admin = {
+        ("write", "conduyt/bridge/+/request/#"),
+        ("read", "conduyt/bridge/+/response/#"),
+        ("read", "conduyt/bridge/+/devices"),
+    }
+    assert rules == {"conduyt-bridge": bridge, "homeassistant": ha, "conduyt-admin": admin}
+    assert not any("request" in topic for _, topic in ha)
     for access, topic in ha:
         if "write" in access:
             assert not topic.endswith("/owner") and not topic.startswith("conduyt/bridge/")

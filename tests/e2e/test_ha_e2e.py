@@ -41,7 +41,9 @@ async def test_device_discovery_is_valid_and_complete(mqtt_broker: Broker, base_
             assert msg.retain is True
             assert validate_message(msg.topic, msg.payload, prefix) == []
         doc = board_cfg.json()
-        assert doc["dev"]["model"] == "sim-thermostat"
+        # Firmware `sim-thermostat`: vendor `sim`, model `thermostat` (docs/home-assistant.md).
+        dev = doc["dev"]
+        assert (dev["manufacturer"], dev["model"]) == ("Conduyt simulator", "thermostat")
         assert doc["dev"]["sw_version"] == "1.2.0"
         assert doc["dev"]["via_device"] == f"conduyt_bridge_{client_id}"
         platforms = {c["p"] for c in doc["cmps"].values()}

@@ -310,7 +310,8 @@ async def test_a_board_removed_from_the_config_loses_its_child(
     async with HomieConsumer(mqtt_broker) as homie:
         async with running_bridge(homie_settings(mqtt_broker, base_topic, BOARDS)):
             await homie.wait_state(kitchen, "ready")
-            await homie.wait_value(kitchen, "datastreams", "status")
+            # the kitchen profile pushes `status` every 5 s: wait for two periods
+            await homie.wait_value(kitchen, "datastreams", "status", within_s=12.0)
         mark = homie.rec.mark()
         async with running_bridge(homie_settings(mqtt_broker, base_topic, BOARDS[:1])):
             await homie.wait_state(root, "ready")

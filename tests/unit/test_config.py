@@ -130,10 +130,13 @@ def test_protocol_accepts_toml_integer(tmp_path: Path) -> None:
 
 
 def test_http_listen(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, '[http]\nlisten = "[::]:9100"\n'), env={})
+    settings = load_settings(
+        write(tmp_path, '[http]\nlisten = "[::]:9100"\ntoken = "0123456789abcdef"\n'), env={}
+    )
     assert settings.http.enabled is True
     assert (settings.http.host, settings.http.port) == ("::", 9100)
-    assert (HttpSection(listen=":8080").host, HttpSection(listen=":8080").port) == ("", 8080)
+    wildcard = HttpSection(listen=":8080", token="0123456789abcdef")
+    assert (wildcard.host, wildcard.port) == ("", 8080)
 
 
 # --------------------------------------------------------------------------- env overrides
@@ -687,12 +690,12 @@ def test_shared_sim_profile_without_ids_asks_for_ids(tmp_path: Path) -> None:
         (
             "sim://thermostatt",
             "unknown simulator profile 'thermostatt' (did you mean 'thermostat'?); "
-            "profiles: firehose, kitchen, thermostat, uno, workshop",
+            "profiles: firehose, garage, kitchen, thermostat, uno, workshop",
         ),
         (
             "sim://nothing-like-it",
             "unknown simulator profile 'nothing-like-it'; "
-            "profiles: firehose, kitchen, thermostat, uno, workshop",
+            "profiles: firehose, garage, kitchen, thermostat, uno, workshop",
         ),
         (
             "serial://dev/ttyUSB0",

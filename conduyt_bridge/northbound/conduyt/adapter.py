@@ -35,6 +35,11 @@ from conduyt_bridge.core.events import (
 )
 from conduyt_bridge.errors import ConduytPayloadError, ErrorName, describe_exception
 from conduyt_bridge.northbound.conduyt.command import Command, ConduytBoard
+from conduyt_bridge.northbound.conduyt.entities import (
+    attach_entities,
+    detach_entities,
+    seed_entities,
+)
 from conduyt_bridge.northbound.conduyt.face import BoardFace
 from conduyt_bridge.northbound.conduyt.handlers import HANDLERS
 from conduyt_bridge.northbound.conduyt.handlers.raw import RawController
@@ -50,6 +55,9 @@ from conduyt_bridge.protocol.hello import DatastreamDescriptor
 from conduyt_bridge.protocol.values import DatastreamValue
 
 log = structlog.stdlib.get_logger(__name__)
+
+_OTHER_EVENTS = (PinValue, TextPrinted, CommandFailed, BoardOnline, BoardOffline)
+"""The event classes `ConduytAdapter.on_event` takes (the hot two have their own)."""
 
 PAYLOAD_SLACK = 1024
 """Bytes allowed beyond the longest JSON form of a command's payload bytes (the object's
@@ -96,16 +104,25 @@ class ConduytAdapter:
         self.options = options
         self.topics = BridgeTopics(options.base_topic, options.bridge_id)
         self.boards: dict[str, ConduytBoard] = {}
-        for dev, board in host.boards.items():
-            face = BoardFace(
-                board, self.topics.device(dev), host.mqtt, payload_format=options.payload_format
-            )
-            self.boards[dev] = ConduytBoard(board, face, RawController(board, face), HANDLERS)
+        for board in host.boards.values():
+            self.boards[board.dev] = self._context(board)
+        self._moved: dict[str, dict[str, bytes]] = {}
+        """Successor id → the retained datastream payloads of the board it replaces."""
+
+    def _context(self, board: Board) -> ConduytBoard:
+        topics = self.topics.device(board.dev)
+        face = BoardFace(board, topics, self.host.mqtt, payload_format=self.options.payload_format)
+        return ConduytBoard(board, face, RawController(board, face), HANDLERS)
 
     def install(self) -> None:
         """Register on the host: events, routes, hooks, the health job, final messages."""
         host = self.host
-        host.bus.subscribe(self.on_event)
+        # One subscription per hot kind, so a DS_EVENT reaches its handler without the
+        # isinstance chain of `on_event` (`docs/architecture.md` §6.1); one position in the
+        # bus for all three, as an event matches exactly one of them.
+        host.bus.subscribe(self.on_datastream, kinds=(DatastreamUpdated,))
+        host.bus.subscribe(self.on_packet, kinds=(PacketReceived,))
+        host.bus.subscribe(self.on_event, kinds=_OTHER_EVENTS)
         # The board's own retained topics (status `online`, hello, meta, states) go out
         # after every other adapter reacted to it coming online (Home Assistant publishes
         # its discovery configs first, so HA knows the entities before their state).
@@ -116,6 +133,25 @@ class ConduytAdapter:
         host.add_job("health", self.health_loop)
         host.add_final_messages(self.final_messages)
         host.on_refused_changed(self.on_claims_changed)
+        host.on_board_added(self.board_added)
+        host.on_board_removed(self.board_removed)
+        # Declared entities (`docs/entities.md`), set up per board: a board added while
+        # the bridge runs gets its own through the same two calls.
+        for ctx in self.boards.values():
+            attach_entities(host, ctx)
+        host.on_start(lambda: seed_entities(host, list(self.boards.values())))
+        host.on_board_added(self._entities_added)
+        host.on_board_removed(self._entities_removed)
+
+    async def _entities_added(self, board: Board) -> None:
+        ctx = self.boards.get(board.dev)
+        if ctx is not None and ctx.entities is None and attach_entities(self.host, ctx):
+            await seed_entities(self.host, [ctx])
+
+    async def _entities_removed(self, board: Board, successor: str | None) -> None:
+        ctx = self.boards.get(board.dev)
+        if ctx is not None:
+            detach_entities(self.host, ctx)
 
     # ---- events ---------------------------------------------------------------------------
 
@@ -124,8 +160,20 @@ class ConduytAdapter:
         """Boards another live bridge runs: id → reason (`docs/fleet.md` §2)."""
         return self.host.refused
 
+    def on_datastream(self, event: DatastreamUpdated) -> None:
+        """Publish a datastream's new value (the hot path: one call per DS_EVENT)."""
+        ctx = self.boards.get(event.dev)
+        if ctx is not None:
+            ctx.face.datastream(event.slug, event.datastream, event.value)
+
+    def on_packet(self, event: PacketReceived) -> None:
+        """Mirror an event packet raw / publish a module event (one call per DS_EVENT)."""
+        ctx = self.boards.get(event.dev)
+        if ctx is not None:
+            ctx.raw.on_packet(event.packet)
+
     def on_event(self, event: BoardEvent) -> None:
-        """Publish one board event (the hot path: one call per DS_EVENT)."""
+        """Publish one board event of any kind."""
         ctx = self.boards.get(event.dev)
         if ctx is None:
             return
@@ -246,6 +294,49 @@ class ConduytAdapter:
             if self.host.runs(dev):
                 ctx.face.publish_state()
         self.publish_inventory()
+
+    # ---- boards added and removed at run time (`docs/architecture.md` §11) ----------------
+
+    async def board_added(self, board: Board) -> None:
+        """Subscribe to the new board's command topics, publish its retained topics (the
+        datastream states of the board it replaces, on its own topics) and the inventory."""
+        ctx = self._context(board)
+        self.boards[board.dev] = ctx
+        for slug, payload in self._moved.pop(board.dev, {}).items():
+            ctx.face.retained_payloads[slug] = payload
+            ctx.face.published_ds_topics.add(ctx.face.topics.ds(slug))
+            board.seed_replay(slug, _seed_parser(payload))
+            self.host.mqtt.publish(ctx.face.topics.ds(slug), payload, qos=1, retain=True)
+        await self.host.mqtt.subscribe(ctx.face.topics.command_filters(), resend_retained=True)
+        if self.host.runs(board.dev) and self.host.mqtt.connected:
+            ctx.face.publish_state()
+        self.publish_inventory()
+
+    async def board_removed(self, board: Board, successor: str | None) -> None:
+        """Forget the board; unless it restarts under its id, drop its command topics and
+        clear every retained topic under `{base}/{dev}/` (a successor gets the datastream
+        states, `board_added`); then publish the inventory."""
+        ctx = self.boards.pop(board.dev, None)
+        if ctx is None:
+            return
+        if successor is not None:
+            self._moved[successor] = dict(ctx.face.retained_payloads)
+        if successor != board.dev:
+            await self.host.mqtt.unsubscribe(ctx.face.topics.command_filters())
+            await self.clear_retained(ctx)
+        self.publish_inventory()
+
+    async def clear_retained(self, ctx: ConduytBoard) -> None:
+        """Empty every retained topic of a removed board: those it published and those
+        the broker holds under `{base}/{dev}/#` (an earlier run's)."""
+        topics = ctx.face.topics
+        stale = {topics.status, topics.hello, topics.meta, *ctx.face.published_ds_topics}
+        try:
+            stale |= set(await self.host.mqtt.fetch_retained([f"{topics.prefix}/#"]))
+        except aiomqtt.MqttError as exc:
+            log.info("retained topics of a removed board not read", error=describe_exception(exc))
+        for topic in sorted(stale):
+            self.host.mqtt.publish(topic, b"", qos=1, retain=True)
 
     def publish_inventory(self) -> None:
         """Publish the retained `{base}/bridge/{id}/devices` inventory: a JSON list, one

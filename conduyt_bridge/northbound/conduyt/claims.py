@@ -277,6 +277,32 @@ class ClaimKeeper:
                     log.warning("another bridge's heartbeat stopped", owner=bridge)
                     await self._reconsider(bridge)
 
+    def add_board(self, dev: str) -> bool:
+        """Board `dev` added at run time (`docs/architecture.md` §11): claimed (True), or
+        refused when a live bridge's claim last read on `{base}/+/owner` holds it."""
+        self.boards += [] if dev in self.boards else [dev]
+        self._by_owner_topic[self.topics.device(dev).owner] = dev
+        claim = self.claims.get(dev)
+        if not self._started or dev in self.held:
+            return dev in self.held
+        if claim is not None and claim.bridge != self.own.bridge and self._live(claim.bridge):
+            self._refuse(dev, claim.bridge)
+            return False
+        self._hold(dev)
+        return True
+
+    def remove_board(self, dev: str, *, release: bool = True) -> None:
+        """Forget board `dev` (removed at run time); `release` empties its claim."""
+        self.boards = [d for d in self.boards if d != dev]
+        self._by_owner_topic.pop(self.topics.device(dev).owner, None)
+        self.owners.pop(dev, None)
+        if release and dev in self.held:
+            self.claims.pop(dev, None)
+            self.mqtt.publish(self.topics.device(dev).owner, b"", qos=1, retain=True)
+        self.held.discard(dev)
+        if self.refused.pop(dev, None) is not None:
+            self._changed()
+
     # ---- live messages ----------------------------------------------------------------------
 
     def handles(self, topic: str) -> bool:
@@ -452,16 +478,10 @@ class ClaimKeeper:
         reason = refusal_reason(dev, owner)
         self.refused[dev] = reason
         self.owners[dev] = owner
-        log.warning(
-            "board refused: another bridge claims this device id",
-            device=dev,
-            owner=owner,
-            bridge=self.own.bridge,
-        )
+        own = self.own.bridge
+        log.warning("board refused: another bridge claims it", device=dev, owner=owner, bridge=own)
         topics = self.topics.device(dev)
-        error = ConduytForbiddenError(
-            f"bridge '{self.own.bridge}': {reason}", ErrorName.FORBIDDEN
-        )
+        error = ConduytForbiddenError(f"bridge '{own}': {reason}", ErrorName.FORBIDDEN)
         report = dumps(error_report(topics.owner, error))
         self.mqtt.publish(topics.error, report, qos=1, coalesce=False)
         self._changed()

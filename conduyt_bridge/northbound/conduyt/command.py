@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conduyt_bridge.core.board import Board
+from conduyt_bridge.core.entities.engine import EntityEngine
 from conduyt_bridge.errors import (
     ConduytCommandError,
     ConduytError,
@@ -33,12 +34,15 @@ ConduytError."""
 @dataclass(slots=True)
 class ConduytBoard:
     """What the Conduyt layout holds for one board: the core board, its face (the
-    publisher), its raw packet controller and the handlers of its command kinds."""
+    publisher), its raw packet controller, the handlers of its command kinds and its
+    declared entities."""
 
     board: Board
     face: BoardFace
     raw: RawController
     handlers: Mapping[CommandKind, Handler]
+    entities: EntityEngine | None = None
+    """The board's declared entities (`docs/entities.md`), None when it declares none."""
 
 
 @dataclass(slots=True)

@@ -54,6 +54,8 @@ class BoardFace:
         self.published_ds_topics: set[str] = set()
         self.clock = UtcClock()
         """`ts` of JSON payloads, its text built once per second."""
+        self._ds_topics: dict[str, str] = {}
+        """`{dev}/ds/{slug}` per slug, built once (the DS_EVENT hot path)."""
 
     @property
     def dev(self) -> str:
@@ -66,6 +68,7 @@ class BoardFace:
         """Another board or firmware is on the port: clear the retained states of
         datastreams it does not have, and forget the old values' payloads."""
         self.retained_payloads.clear()
+        self._ds_topics.clear()
         keep = {self.topics.ds(slug) for slug in self.board.ds_by_slug}
         for topic in self.published_ds_topics - keep:
             self.mqtt.publish(topic, b"", qos=1, retain=True)
@@ -77,7 +80,9 @@ class BoardFace:
 
     def datastream(self, slug: str, ds: DatastreamDescriptor, value: DatastreamValue) -> None:
         """Publish a datastream's value (retained iff the datastream says so)."""
-        topic = self.topics.ds(slug)
+        topic = self._ds_topics.get(slug)
+        if topic is None:
+            topic = self._ds_topics[slug] = self.topics.ds(slug)
         ts = self.clock.now() if self.payload_format == "json" else None
         payload = format_state(value, self.payload_format, ds.unit, ts)
         self.mqtt.publish(

@@ -87,6 +87,9 @@ def format_state(
     if fmt == "json":
         doc = {"value": json_value(value), "unit": unit, "ts": ts or utc_timestamp()}
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    if type(value) is float:  # the common case first (FLOAT32 telemetry)
+        # repr is JSON's number text for finite floats, and cheaper than json.dumps.
+        return repr(value).encode() if math.isfinite(value) else b"null"
     if isinstance(value, bool):
         return b"true" if value else b"false"
     if isinstance(value, str):

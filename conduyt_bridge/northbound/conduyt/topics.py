@@ -98,6 +98,25 @@ class BridgeTopics:
         """Periodic JSON health report."""
         return f"{self.prefix}/health"
 
+    @property
+    def request_filter(self) -> str:
+        """`{base}/bridge/{bridge_id}/request/#`: the request API (`docs/requests.md` §1)."""
+        return f"{self.prefix}/request/#"
+
+    def request(self, action: str) -> str:
+        """Where a request for `action` (`device/add`, `scan`…) is published."""
+        return f"{self.prefix}/request/{action}"
+
+    def response(self, action: str) -> str:
+        """Where the bridge answers a request for `action` (not retained)."""
+        return f"{self.prefix}/response/{action}"
+
+    def request_action(self, topic: str) -> str | None:
+        """The action of a request topic (`device/add` of `…/request/device/add`), None
+        for any other topic."""
+        head = f"{self.prefix}/request/"
+        return topic[len(head) :] or None if topic.startswith(head) else None
+
     def device(self, dev: str) -> DeviceTopics:
         """Topics of board `dev`."""
         return DeviceTopics(self.base, dev)
@@ -206,6 +225,15 @@ class DeviceTopics:
     def module_event(self, mod: str, event: str) -> str:
         return f"{self.prefix}/module/{mod}/event/{event}"
 
+    def entity(self, name: str, part: str = "") -> str:
+        """State of declared entity `name` (`docs/entities.md` §3); `part` for one of
+        several values (`temperature` of a DHT)."""
+        return f"{self.prefix}/entity/{name}" + (f"/{part}" if part else "")
+
+    def entity_set(self, name: str, part: str = "") -> str:
+        """Command topic of declared entity `name` (`part`: `mode` of a climate…)."""
+        return f"{self.entity(name, part)}/set"
+
     def cmd(self, type_: int | None = None) -> str:
         """Raw command topic; `type_` as two lower-case hex digits, or the bare form."""
         return f"{self.prefix}/cmd" if type_ is None else f"{self.prefix}/cmd/{type_:02x}"
@@ -224,6 +252,8 @@ class DeviceTopics:
             f"{p}/pin/+/get",
             f"{p}/pin/+/subscribe/set",
             f"{p}/module/+/+",
+            f"{p}/entity/+/set",
+            f"{p}/entity/+/+/set",
             f"{p}/cmd",
             f"{p}/cmd/+",
         ]
@@ -238,6 +268,7 @@ class CommandKind(StrEnum):
     PIN_GET = "pin_get"
     PIN_SUBSCRIBE = "pin_subscribe"
     MODULE = "module"
+    ENTITY = "entity"
     RAW = "raw"
 
 
@@ -246,7 +277,9 @@ class CommandTopic:
     """A parsed command topic: board, kind and its parts.
 
     `target` is the datastream slug (DS_SET), the pin text (PIN_*), the module reference
-    (MODULE) or the type hex text, possibly empty (RAW); `command` is the module command.
+    (MODULE), the entity name (ENTITY) or the type hex text, possibly empty (RAW);
+    `command` is the module command or the entity's command part (`mode` of a climate,
+    empty for its main command).
     """
 
     dev: str
@@ -277,6 +310,10 @@ def parse_command_topic(base: str, topic: str) -> CommandTopic | None:
             return CommandTopic(dev, CommandKind.PIN_SUBSCRIBE, n)
         case ["module", mod, command]:
             return CommandTopic(dev, CommandKind.MODULE, mod, command)
+        case ["entity", name, "set"]:
+            return CommandTopic(dev, CommandKind.ENTITY, name)
+        case ["entity", name, part, "set"]:
+            return CommandTopic(dev, CommandKind.ENTITY, name, part)
         case ["cmd"]:
             return CommandTopic(dev, CommandKind.RAW, "")
         case ["cmd", type_hex]:

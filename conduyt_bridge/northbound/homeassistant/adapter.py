@@ -36,10 +36,11 @@ import structlog
 
 from conduyt_bridge.core.board import Board
 from conduyt_bridge.core.events import BoardEvent, BoardOnline
-from conduyt_bridge.errors import describe_exception
+from conduyt_bridge.errors import ConduytCapabilityError, describe_exception
+from conduyt_bridge.northbound.conduyt.topics import BridgeTopics, datastream_slugs
+from conduyt_bridge.northbound.homeassistant.declared import declared_entities
 from conduyt_bridge.northbound.homeassistant.discovery import (
     BoardDiscovery,
-    DatastreamHints,
     DiscoveryConfig,
     DiscoveryMessage,
     board_messages,
@@ -57,6 +58,11 @@ from conduyt_bridge.northbound.homeassistant.ownership import (
     plan_cleanup,
     record_topic,
     records_filter,
+)
+from conduyt_bridge.northbound.homeassistant.shaping import (
+    board_problems,
+    datastream_hints,
+    device_name,
 )
 from conduyt_bridge.northbound.host import Adapter, AdapterHost
 from conduyt_bridge.protocol.hello import HelloResp
@@ -103,6 +109,49 @@ class Discovery:
         self.host.route(status_topic(self.cfg), self.on_ha_status)
         self.host.bus.subscribe(self.on_event, kinds=(BoardOnline,))
         self.host.on_refused_changed(self._on_refused_changed)
+        self.host.on_board_added(self.board_added)
+        self.host.on_board_removed(self.board_removed)
+
+    def node(self, dev: str) -> str:
+        """The discovery node of board `dev`: built from its `discovery_id` when set, so
+        a renamed board keeps its node and unique ids (`docs/requests.md` §3)."""
+        board = self.host.boards.get(dev)
+        key = board.config.discovery_id if board is not None else None
+        return board_node_id(self.cfg, key or dev)
+
+    # ---- boards added and removed at run time (`docs/architecture.md` §11) ----------------
+
+    async def board_added(self, board: Board) -> None:
+        """A new board is announced when it comes online; the ownership record now
+        includes it."""
+        self._publish_record()
+
+    async def board_removed(self, board: Board, successor: str | None) -> None:
+        """A restarted board keeps its configs (replaced when it is online again); a
+        renamed one's pass to its successor, which keeps the node (its `discovery_id`);
+        a removed one's are emptied, so HA deletes its device and entities."""
+        dev = board.dev
+        published = self.published.pop(dev, None)
+        announced = dev in self._announced
+        self._announced.discard(dev)
+        self._unannounced.pop(dev, None)
+        if successor is not None:
+            if published is not None:
+                self.published[successor] = published
+            if announced:
+                self._announced.add(successor)
+            return
+        async with self._lock(dev):
+            await self.sweep([self.node(dev)], keep=set())
+        self._locks.pop(dev, None)
+        self._publish_record(without=dev)
+
+    def _publish_record(self, without: str | None = None) -> None:
+        """Publish this run's ownership record again (boards changed at run time)."""
+        if self._reconciled and self.host.mqtt.connected:
+            record = self.current_record(without)
+            topic = record_topic(self.cfg.base_topic, record.client_id)
+            self.host.mqtt.publish(topic, record.encode(), qos=1, retain=True)
 
     def _on_refused_changed(self) -> None:
         """Forget refused boards and remove their nodes (`docs/fleet.md` §4)."""
@@ -118,7 +167,7 @@ class Discovery:
             self._unannounced.pop(dev, None)
             if dev not in self._swept:
                 self._swept.add(dev)
-                self._spawn(self.sweep([board_node_id(self.cfg, dev)], keep=set()))
+                self._spawn(self.sweep([self.node(dev)], keep=set()))
 
     async def on_event(self, event: BoardEvent) -> None:
         """`BoardOnline`: publish (or replace) the board's discovery configs."""
@@ -135,7 +184,7 @@ class Discovery:
             self._spawn(self._reconcile_once())
         if not self.enabled:
             nodes = [bridge_node_id(self.cfg)]
-            nodes += [board_node_id(self.cfg, dev) for dev in self.host.boards]
+            nodes += [self.node(dev) for dev in self.host.boards]
             self._spawn(self.sweep(nodes, keep=set()))
             return
         await self.host.mqtt.subscribe([status_topic(self.cfg)])
@@ -146,7 +195,7 @@ class Discovery:
                 self._announce("bridge", bridge_node_id(self.cfg), bridge_messages(self.cfg))
             )
         for dev, new in list(self._unannounced.items()):
-            self._spawn(self._announce(dev, board_node_id(self.cfg, dev), new, retry=True))
+            self._spawn(self._announce(dev, self.node(dev), new, retry=True))
 
     async def on_ha_status(self, message: aiomqtt.Message) -> None:
         if message.payload in (b"online", "online"):
@@ -154,15 +203,39 @@ class Discovery:
             self.publish_all()
 
     async def on_board_online(self, board: Board, hello: HelloResp, changed: bool) -> None:
-        new = board_messages(self.cfg, self._board(board, hello))
+        shaped = self._board(board, hello)
+        self._report_shaping(board, shaped)
+        config = board.config
+        declared = declared_entities(
+            self.cfg, board.dev, hello, config.entity_specs, config.read_only, key=shaped.key
+        )
+        new = board_messages(self.cfg, shaped, declared)
         if board.dev not in self._announced:
             # The first announcement reads the broker first (a task: the board's session
             # must not wait for it); later ones are ordered behind it by the node's lock.
             self._unannounced[board.dev] = new
-            self._spawn(self._announce(board.dev, board_node_id(self.cfg, board.dev), new))
+            self._spawn(self._announce(board.dev, self.node(board.dev), new))
             return
         async with self._lock(board.dev):
             self._replace(board.dev, new)
+
+    def _report_shaping(self, board: Board, shaped: BoardDiscovery) -> None:
+        """Datastream options that do not fit what the board declares (a real board's
+        datastreams are known only now): a warning, and a report per option on
+        `{base}/{dev}/error` about the datastream's topic, as for a refused declared
+        entity (`docs/home-assistant.md`, "Shaping datastream entities"). A user's
+        mistake, not a bridge bug: never error level."""
+        problems = board_problems(shaped)
+        if not problems:
+            return
+        topics = BridgeTopics(self.cfg.base_topic, self.cfg.gateway_id).device(board.dev)
+        slugs = {ds.name: slug for slug, ds in datastream_slugs(shaped.hello.datastreams).items()}
+        for problem in problems:
+            log.warning("datastream options not applied", dev=board.dev, problem=str(problem))
+            error = ConduytCapabilityError(
+                f"{problem} (Home Assistant gets the entity without its shaping options)"
+            )
+            board.report_failure(topics.ds(slugs[problem.datastream]), error)
 
     def _replace(self, key: str, new: list[DiscoveryMessage]) -> None:
         old = self.published.get(key, [])
@@ -229,12 +302,13 @@ class Discovery:
 
     # ---- ownership --------------------------------------------------------------------------
 
-    def current_record(self) -> OwnershipRecord:
-        """What this run owns: its boards, and its discovery nodes while discovery is on."""
-        boards = {dev: b.config.port for dev, b in self.host.boards.items()}
+    def current_record(self, without: str | None = None) -> OwnershipRecord:
+        """What this run owns: its boards (but `without`, one being removed), and its
+        discovery nodes while discovery is on."""
+        boards = {dev: b.config.port for dev, b in self.host.boards.items() if dev != without}
         nodes: tuple[str, ...] = ()
         if self.enabled:
-            nodes = (bridge_node_id(self.cfg), *(board_node_id(self.cfg, d) for d in boards))
+            nodes = (bridge_node_id(self.cfg), *(self.node(d) for d in boards))
         return OwnershipRecord(
             client_id=self.cfg.bridge_id,
             host=socket.gethostname(),
@@ -303,16 +377,15 @@ class Discovery:
         self.host.mqtt.publish(msg.topic, msg.payload, qos=1, retain=msg.retain, coalesce=False)
 
     def _board(self, board: Board, hello: HelloResp) -> BoardDiscovery:
-        hints = {
-            name: DatastreamHints(name=opt.name, expire_after_s=opt.expire_after_s)
-            for name, opt in board.config.datastreams.items()
-        }
+        hints = {name: datastream_hints(opt) for name, opt in board.config.datastreams.items()}
         return BoardDiscovery(
             dev=board.dev,
             hello=hello,
             port=board.config.port,
             read_only=board.config.read_only,
             hints=hints,
+            name=device_name(board.config),
+            discovery_id=board.config.discovery_id,
         )
 
     async def sweep(

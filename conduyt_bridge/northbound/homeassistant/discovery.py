@@ -139,15 +139,17 @@ def bridge_messages(cfg: DiscoveryConfig) -> list[DiscoveryMessage]:
     return _messages(cfg, bridge_node_id(cfg), bridge_device(cfg), [bridge_entity(cfg)])
 
 
-def board_messages(cfg: DiscoveryConfig, board: BoardDiscovery) -> list[DiscoveryMessage]:
+def board_messages(
+    cfg: DiscoveryConfig, board: BoardDiscovery, extra: Sequence[Entity] = ()
+) -> list[DiscoveryMessage]:
     """Discovery of one board: in device mode one message on
     `{prefix}/device/{bridge_id}_{dev}/config`; in components mode one per entity.
 
     Entities: a diagnostic connectivity binary_sensor on `{base}/{dev}/status`, then one
     per datastream with a defined type (see the module docstring for the mapping).
     Datastream entities are available while the board's own bridge
-    (`{base}/bridge/{gateway_id}/state`) and the board both say `online`.
+    (`{base}/bridge/{gateway_id}/state`) and the board both say `online`. `extra`: more
+    components of the board (its declared entities, `declared.declared_entities`).
     """
-    return _messages(
-        cfg, board_node_id(cfg, board.dev), board_device(cfg, board), board_entities(cfg, board)
-    )
+    entities = [*board_entities(cfg, board), *extra]
+    return _messages(cfg, board_node_id(cfg, board.key), board_device(cfg, board), entities)

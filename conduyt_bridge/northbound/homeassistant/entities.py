@@ -27,6 +27,7 @@ from conduyt_bridge.northbound.homeassistant.model import (
     bridge_node_id,
     sanitize_id,
 )
+from conduyt_bridge.northbound.homeassistant.shaping import datastream_problems, shape
 from conduyt_bridge.northbound.homeassistant.units import classify_unit
 from conduyt_bridge.protocol.constants import INTEGER_RANGES, DatastreamType
 from conduyt_bridge.protocol.hello import DatastreamDescriptor
@@ -41,6 +42,7 @@ __all__ = [
     "board_entities",
     "bridge_device",
     "bridge_entity",
+    "firmware_identity",
 ]
 
 FLOAT_NUMBER_LIMIT = FLOAT_WRITE_LIMIT
@@ -116,7 +118,7 @@ def _datastream_entity(
 
     conf: dict[str, Any] = {
         "name": hints.name or _pretty(ds.name),
-        "unique_id": f"{board_node_id(cfg, board.dev)}_{key}",
+        "unique_id": f"{board_node_id(cfg, board.key)}_{key}",
         "state_topic": dev_topics.ds(slug),
     }
     if writable:
@@ -171,6 +173,10 @@ def _datastream_entity(
 
     if hints.expire_after_s and platform in ("sensor", "binary_sensor"):
         conf["expire_after"] = int(hints.expire_after_s)
+    # Options that do not fit the datastream are left out as a whole (the adapter logs
+    # why: `shaping.datastream_problems`), so HA never gets a config it would refuse.
+    if hints.shaped and not datastream_problems(ds, hints, board.read_only):
+        shape(conf, ds, hints, board.read_only, is_json)
     return Entity(key, platform, conf)
 
 
@@ -189,11 +195,11 @@ def _number_range(ds: DatastreamDescriptor) -> dict[str, Any]:
     return {"min": lo, "max": hi, "step": FLOAT_NUMBER_STEP, "mode": "box"}
 
 
-def _board_status_entity(cfg: DiscoveryConfig, dev: str) -> Entity:
+def _board_status_entity(cfg: DiscoveryConfig, dev: str, ha_key: str) -> Entity:
     topics = BridgeTopics(cfg.base_topic, cfg.gateway_id)
     conf: dict[str, Any] = {
         "name": "Connectivity",
-        "unique_id": f"{board_node_id(cfg, dev)}_status",
+        "unique_id": f"{board_node_id(cfg, ha_key)}_status",
         "device_class": "connectivity",
         "entity_category": "diagnostic",
         "state_topic": topics.device(dev).status,
@@ -208,7 +214,7 @@ def _board_status_entity(cfg: DiscoveryConfig, dev: str) -> Entity:
 
 
 def board_entities(cfg: DiscoveryConfig, board: BoardDiscovery) -> list[Entity]:
-    entities = [_board_status_entity(cfg, board.dev)]
+    entities = [_board_status_entity(cfg, board.dev, board.key)]
     seen = {"status"}
     for slug, ds in datastream_slugs(board.hello.datastreams).items():
         # Slugs are unique, but sanitising `.` to `_` could make two collide; the
@@ -223,16 +229,49 @@ def board_entities(cfg: DiscoveryConfig, board: BoardDiscovery) -> list[Entity]:
     return entities
 
 
+_VENDORS = {"conduyt": "Conduyt", "sim": "Conduyt simulator"}
+"""Firmware name prefixes with a manufacturer name of their own."""
+
+
+def firmware_identity(firmware_name: str) -> tuple[str, str, str | None]:
+    """`(manufacturer, model, model_id)` of a board from the firmware name in its
+    HELLO_RESP (≤ 16 bytes, `docs/protocol.md` §6.1), by the rule of
+    `docs/home-assistant.md` ("Device names"): a `/…` suffix is a version and is dropped
+    (HA gets the HELLO's version as `sw_version`); `vendor-product` splits at the first
+    `-` into the manufacturer (`conduyt` → `Conduyt`, `sim` → `Conduyt simulator`, any
+    other vendor as written) and the model; a name without `-` is the model of
+    manufacturer `Conduyt`; an empty name is model `Conduyt board`. `model_id` is the
+    firmware name as sent when the split changed it, else None.
+
+    `conduyt-arduino/1.2` → `("Conduyt", "arduino", "conduyt-arduino/1.2")`;
+    `thermostat` → `("Conduyt", "thermostat", None)`.
+    """
+    raw = firmware_name.strip()
+    base = raw.split("/", 1)[0].strip()
+    vendor, sep, product = base.partition("-")
+    if sep and vendor and product:
+        manufacturer, model = _VENDORS.get(vendor.lower(), vendor), product
+    else:
+        manufacturer, model = "Conduyt", base or "Conduyt board"
+    return manufacturer, model, (raw if raw and raw != model else None)
+
+
 def board_device(cfg: DiscoveryConfig, board: BoardDiscovery) -> dict[str, Any]:
+    """The HA device of a board: named `[[devices]] name` (else its id), manufacturer and
+    model from its firmware name (`firmware_identity`), its firmware version and, when it
+    has one, its mcu_id as serial number; under the bridge device (`via_device`)."""
     hello = board.hello
+    manufacturer, model, model_id = firmware_identity(hello.firmware_name)
     device: dict[str, Any] = {
-        "identifiers": board_identifiers(cfg, board.dev, board.hello.mcu_id_hex),
-        "name": board.dev,
-        "manufacturer": "Conduyt",
-        "model": hello.firmware_name or "Conduyt board",
+        "identifiers": board_identifiers(cfg, board.key, board.hello.mcu_id_hex),
+        "name": board.name or board.dev,
+        "manufacturer": manufacturer,
+        "model": model,
         "sw_version": hello.version_string,
         "via_device": bridge_identifier(cfg),
     }
+    if model_id is not None:
+        device["model_id"] = model_id
     if any(hello.mcu_id):
         device["serial_number"] = hello.mcu_id_hex
     return device
@@ -245,13 +284,17 @@ def bridge_device(cfg: DiscoveryConfig) -> dict[str, Any]:
     default = DiscoveryConfig.bridge_id
     label = cfg.gateway_id if cfg.gateway_id != default else cfg.bridge_id
     name = "Conduyt bridge" if label == default else f"Conduyt bridge {label}"
-    return {
+    device: dict[str, Any] = {
         "identifiers": bridge_identifiers(cfg),
         "name": name,
         "manufacturer": "Conduyt",
         "model": "conduyt-bridge",
         "sw_version": cfg.bridge_version,
     }
+    if cfg.configuration_url is not None:
+        # HA shows it as "Visit" on the device page: the bridge's console.
+        device["configuration_url"] = cfg.configuration_url
+    return device
 
 
 def bridge_entity(cfg: DiscoveryConfig) -> Entity:

@@ -67,6 +67,9 @@ class DiscoveryConfig:
     bridge_version: str = __version__
     payload_format: PayloadFormat = "plain"
     support_url: str = "https://github.com/conduyt/conduyt-bridge"
+    configuration_url: str | None = None
+    """The bridge device's `configuration_url` in HA (its console, `http://{host}:{port}/`,
+    when `[http] listen` is set: `docs/home-assistant.md`, "Device names"); None: omitted."""
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,49 @@ class DatastreamHints:
 
     `name` replaces the friendly entity name; `expire_after_s` makes HA mark the value
     unavailable when no update came for that long (sensors and binary sensors only: HA's
-    number, switch and text platforms have no `expire_after`).
+    number, switch and text platforms have no `expire_after`). The other fields shape the
+    entity (`conduyt_bridge.northbound.homeassistant.shaping`, `docs/home-assistant.md`,
+    "Shaping datastream entities"): `unit` is the display unit (the value is converted
+    from the board's), `min`/`max`/`step` are in that unit; None means "not set".
     """
 
     name: str | None = None
     expire_after_s: int | None = None
+    device_class: str | None = None
+    state_class: str | None = None
+    unit: str | None = None
+    icon: str | None = None
+    entity_category: str | None = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    enabled_by_default: bool | None = None
+
+    @property
+    def shaped(self) -> bool:
+        """True when any shaping field (beyond name and expire_after_s) is set."""
+        return any(
+            getattr(self, key) is not None
+            for key in (
+                "device_class",
+                "state_class",
+                "unit",
+                "icon",
+                "entity_category",
+                "min",
+                "max",
+                "step",
+                "enabled_by_default",
+            )
+        )
 
 
 @dataclass(frozen=True)
 class BoardDiscovery:
     """One board as discovery needs it: its device id (topic segment), HELLO and options.
 
-    `hints` is keyed by datastream NAME (as in the config file), not by slug.
+    `hints` is keyed by datastream NAME (as in the config file), not by slug. `name` is
+    the HA device name (`[[devices]] name`; None: the device id).
     """
 
     dev: str
@@ -94,6 +128,16 @@ class BoardDiscovery:
     port: str
     read_only: bool = False
     hints: Mapping[str, DatastreamHints] = field(default_factory=dict)
+    name: str | None = None
+    discovery_id: str | None = None
+    """`[[devices]] discovery_id`: the key of the node id, unique ids and device
+    identifiers when it differs from `dev` (a renamed board keeps its HA entities,
+    `docs/requests.md` §3); None: `dev`."""
+
+    @property
+    def key(self) -> str:
+        """What the board's HA ids are built from: `discovery_id`, else `dev`."""
+        return self.discovery_id or self.dev
 
 
 @dataclass(frozen=True)

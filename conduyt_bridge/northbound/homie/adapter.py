@@ -99,6 +99,8 @@ class HomieAdapter:
         host.add_job("homie-mqtt", self.conn.run)
         host.add_job("homie-refresh", self.refresh_loop)
         host.on_shutdown(self.shutdown)
+        host.on_board_added(self.board_added)
+        host.on_board_removed(self.board_removed)
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` in a task of the adapter's own: tracked, cancelled at shutdown, an
@@ -222,6 +224,31 @@ class HomieAdapter:
             self.out.remove(device, props)
             log.info("Homie child device removed", device=device)
         self.stale = {}
+
+    # ---- boards added and removed at run time (`docs/architecture.md` §11) ------------
+
+    async def board_added(self, board: Board) -> None:
+        """Give a new board a child device ID (distinct from the others'), subscribe to
+        its `/set` topics and announce it with the root's new `children`."""
+        if board.dev not in self.child_of:
+            taken = [child.removeprefix(f"{self.root}-") for child in self.dev_of]
+            child = f"{self.root}-{unique_ids([board.dev], taken, fallback='board')[0]}"
+            self.child_of[board.dev] = child
+            self.dev_of[child] = board.dev
+            await self.conn.subscribe([self.topics.set_filter(child)])
+        await self.sync_children()
+
+    async def board_removed(self, board: Board, successor: str | None) -> None:
+        """Remove a board's child device (not for a restart under the same id): it is
+        no longer run, so `sync_children` removes it and re-announces the root."""
+        child = self.child_of.get(board.dev)
+        if child is None or successor == board.dev:
+            return
+        await self.sync_children()
+        del self.child_of[board.dev], self.dev_of[child]
+        self.models.pop(child, None)
+        self.pin_values = {k: v for k, v in self.pin_values.items() if k[0] != board.dev}
+        await self.conn.unsubscribe([self.topics.set_filter(child)])
 
     # ---- broker side -----------------------------------------------------------------
 

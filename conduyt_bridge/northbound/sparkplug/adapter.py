@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from conduyt_bridge.northbound.host import Adapter, AdapterHost
 from conduyt_bridge.northbound.mqtt.client import MqttSettings
-from conduyt_bridge.northbound.sparkplug.edge import EdgeConfig, EdgeNode
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +30,9 @@ def sparkplug_adapter(options: SparkplugOptions) -> Adapter:
     def install(host: AdapterHost) -> None:
         if not options.enabled:
             return
+        # Imported only when enabled: the protobuf codec costs ~3 MiB of RSS (issue 10).
+        from conduyt_bridge.northbound.sparkplug.edge import EdgeConfig, EdgeNode
+
         node = EdgeNode(
             host,
             EdgeConfig(

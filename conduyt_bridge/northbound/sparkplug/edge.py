@@ -93,6 +93,8 @@ class EdgeNode:
         self._seq = 0
         self.born = False
         self.devices_born: set[str] = set()
+        self.leaving: set[str] = set()
+        """Boards being removed at run time: left out of the node metrics and births."""
         self.host_online: bool | None = None
         self._state_ts = -1
         self.refused_total = 0
@@ -129,6 +131,26 @@ class EdgeNode:
         )
         self.host.on_refused_changed(self.on_refused_changed)
         self.host.on_shutdown(self.close)
+        self.host.on_board_added(self.board_added)
+        self.host.on_board_removed(self.board_removed)
+
+    async def board_added(self, board: Board) -> None:
+        """A board added at run time (`docs/sparkplug.md` §2): its `Boards/{dev}/…` node
+        metrics are new, so the node is born again (NBIRTH may not gain metrics by
+        NDATA); its DBIRTH follows its handshake (`BoardOnline`)."""
+        self.leaving.discard(board.dev)
+        self.publish_node_changes()
+
+    async def board_removed(self, board: Board, successor: str | None) -> None:
+        """A board removed (or restarted) at run time: DDEATH if it is still born; unless
+        it comes back under the same id at once, the node is born again without its
+        metrics (it is still in `host.boards` while this hook runs, hence `leaving`)."""
+        if board.dev in self.devices_born and self.born and self.conn.connected:
+            self.device_death(board.dev)
+        self.devices_born.discard(board.dev)
+        if successor != board.dev:
+            self.leaving.add(board.dev)
+            self.publish_node_changes()
 
     async def run_stats(self) -> None:
         """Every `stats_interval_s`: the node metrics that changed, as NDATA."""
@@ -178,8 +200,9 @@ class EdgeNode:
             self._resync.set()
 
     def _node_values(self) -> dict[str, tuple[DataType, DatastreamValue]]:
+        boards = {d: b for d, b in self.host.boards.items() if d not in self.leaving}
         return metrics.node_values(
-            self.host.boards,
+            boards,
             self.host.sessions,
             __version__,
             self.refused_total,
@@ -208,7 +231,8 @@ class EdgeNode:
             ts,
         )
         for board in self.host.boards.values():
-            if self.born and board.online and board.hello is not None:
+            usable = board.online and board.hello is not None
+            if self.born and usable and board.dev not in self.leaving:
                 self.device_birth(board)
         log.info("sparkplug birth", edge_node=self.config.edge_node_id, bdseq=self.bdseq)
 
@@ -230,10 +254,16 @@ class EdgeNode:
         self._publish(self.topics.device("DDEATH", dev), [], now_ms())
 
     def publish_node_changes(self) -> None:
-        """NDATA with the node metrics whose value changed since the last birth or NDATA."""
+        """NDATA with the node metrics whose value changed since the last birth or NDATA;
+        a rebirth instead when the set of node metrics changed (a board added or removed
+        at run time: Sparkplug 3.0 §6.4.1, an NDATA carries only metrics of the NBIRTH)."""
         if not self.born or not self.conn.connected:
             return
         values = self._node_values()
+        if values.keys() != self._node_sent.keys():
+            if self.may_birth():
+                self.rebirth()
+            return
         changed = [(k, v) for k, v in values.items() if self._node_sent.get(k) != v]
         if changed:
             self._node_sent.update(changed)
@@ -278,7 +308,8 @@ class EdgeNode:
             if not self.host.runs(dev):
                 self.device_death(dev)
         for board in self.host.boards.values():
-            if board.dev not in self.devices_born and board.online and board.hello is not None:
+            born = board.dev in self.devices_born or board.dev in self.leaving
+            if not born and board.online and board.hello is not None:
                 self.device_birth(board)
         self.publish_node_changes()
 

@@ -16,10 +16,13 @@ from .tables import (
     ABBREVIATIONS,
     AVAILABILITY_MODES,
     BINARY_SENSOR_DEVICE_CLASSES,
+    BUTTON_DEVICE_CLASSES,
+    CLIMATE_MODES,
     COMMON_KEYS,
     DEVICE_ABBREVIATIONS,
     DEVICE_KEYS,
     ENTITY_CATEGORIES,
+    LIGHT_COLOR_MODES,
     NON_ENTITY_PLATFORMS,
     NUMBER_DEVICE_CLASSES,
     NUMBER_MIN_STEP,
@@ -101,6 +104,10 @@ def _not_strings(doc: Mapping[str, Any], keys: Iterable[str], where: str) -> lis
     ]
 
 
+_CONFIGURATION_URL = re.compile(r"https?://[^\s/]+(/\S*)?|homeassistant://\S*")
+"""HA's device schema takes an http(s) URL with a host, or a `homeassistant://` path."""
+
+
 def check_device(raw: Any, where: str) -> list[str]:
     device, problems = _expand_block(raw, DEVICE_ABBREVIATIONS, DEVICE_KEYS, "device ", where)
     if device is None:
@@ -122,6 +129,9 @@ def check_device(raw: Any, where: str) -> list[str]:
     ):
         problems.append(f"{where}.connections: must be a list of [type, id] string pairs")
     problems += _not_strings(device, DEVICE_KEYS - {"identifiers", "connections"}, where)
+    url = device.get("configuration_url")
+    if isinstance(url, str) and not _CONFIGURATION_URL.fullmatch(url):
+        problems.append(f"{where}.configuration_url: not an http(s) or homeassistant:// URL")
     return problems
 
 
@@ -261,6 +271,41 @@ def check_entity(
             problems.append(f"{where}.device_class: {device_class!r} is not a switch class")
     elif platform == "text":
         problems += _check_text(conf, where)
+    elif platform in ("light", "button", "climate"):
+        problems += _check_declared(platform, conf, where)
+    return problems
+
+
+def _check_declared(platform: str, conf: Mapping[str, Any], where: str) -> list[str]:
+    """light (JSON schema only), button and climate options."""
+    problems: list[str] = []
+    if platform == "light":
+        if conf.get("schema") != "json":
+            problems.append(f"{where}.schema: this checker covers the JSON light schema only")
+        modes = conf.get("supported_color_modes", [])
+        if not isinstance(modes, list) or not set(modes) <= LIGHT_COLOR_MODES:
+            problems.append(f"{where}.supported_color_modes: not in {sorted(LIGHT_COLOR_MODES)}")
+        scale = conf.get("brightness_scale", 255)
+        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+            problems.append(f"{where}.brightness_scale: must be a positive integer")
+    elif platform == "button":
+        dc = conf.get("device_class")
+        if dc is not None and dc not in BUTTON_DEVICE_CLASSES:
+            problems.append(f"{where}.device_class: {dc!r} is not a button class")
+    else:
+        modes = conf.get("modes", [])
+        if not isinstance(modes, list) or not set(modes) <= CLIMATE_MODES:
+            problems.append(f"{where}.modes: not in {sorted(CLIMATE_MODES)}")
+        for key in ("mode_command_topic", "temperature_command_topic"):
+            if key in conf:
+                problems += _check_topic_value(conf[key], f"{where}.{key}", True)
+        for key in [k for k in conf if k.endswith("_template")]:
+            problems += _check_template(conf[key], f"{where}.{key}")
+        if conf.get("temperature_unit", "C") not in ("C", "F"):
+            problems.append(f"{where}.temperature_unit: must be C or F")
+        lo, hi = conf.get("min_temp", 7), conf.get("max_temp", 35)
+        if not (_is_number(lo) and _is_number(hi) and lo < hi):
+            problems.append(f"{where}: min_temp must be a number below max_temp")
     return problems
 
 

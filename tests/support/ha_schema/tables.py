@@ -228,12 +228,74 @@ PLATFORM_KEYS: dict[str, frozenset[str]] = {
     ),
 }
 
+# light (JSON schema), button and climate, after HA's light.mqtt ("JSON schema"),
+# button.mqtt and climate.mqtt configuration variables.
+PLATFORM_KEYS["light"] = frozenset(
+    {
+        "brightness",
+        "brightness_scale",
+        "command_topic",
+        "effect",
+        "effect_list",
+        "flash_time_long",
+        "flash_time_short",
+        "max_kelvin",
+        "min_kelvin",
+        "optimistic",
+        "retain",
+        "schema",
+        "state_topic",
+        "supported_color_modes",
+        "transition",
+        "white_scale",
+    }
+)
+PLATFORM_KEYS["button"] = frozenset(
+    {"command_template", "command_topic", "device_class", "payload_press", "retain"}
+)
+PLATFORM_KEYS["climate"] = frozenset(
+    {
+        "action_template",
+        "action_topic",
+        "current_humidity_template",
+        "current_humidity_topic",
+        "current_temperature_template",
+        "current_temperature_topic",
+        "initial",
+        "max_humidity",
+        "max_temp",
+        "min_humidity",
+        "min_temp",
+        "mode_command_template",
+        "mode_command_topic",
+        "mode_state_template",
+        "mode_state_topic",
+        "modes",
+        "optimistic",
+        "precision",
+        "retain",
+        "temp_step",
+        "temperature_command_template",
+        "temperature_command_topic",
+        "temperature_state_template",
+        "temperature_state_topic",
+        "temperature_unit",
+    }
+)
+LIGHT_COLOR_MODES = frozenset(
+    {"onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"}
+)
+CLIMATE_MODES = frozenset({"auto", "off", "cool", "heat", "dry", "fan_only"})
+BUTTON_DEVICE_CLASSES = frozenset({"identify", "restart", "update"})
 REQUIRED_KEYS: dict[str, frozenset[str]] = {
     "sensor": frozenset({"state_topic"}),
     "binary_sensor": frozenset({"state_topic"}),
     "number": frozenset({"command_topic"}),
     "switch": frozenset({"command_topic"}),
     "text": frozenset({"command_topic"}),
+    "light": frozenset({"command_topic"}),
+    "button": frozenset({"command_topic"}),
+    "climate": frozenset(),
 }
 
 DEVICE_PAYLOAD_SHARED_KEYS = AVAILABILITY_KEYS | frozenset(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conduyt_bridge.northbound.conduyt.command import Command, ConduytBoard, Handler
+from conduyt_bridge.northbound.conduyt.entities import handle_entity
 from conduyt_bridge.northbound.conduyt.handlers.datastreams import handle_ds_set
 from conduyt_bridge.northbound.conduyt.handlers.modules import handle_module
 from conduyt_bridge.northbound.conduyt.handlers.pins import (
@@ -35,6 +36,7 @@ HANDLERS: Mapping[CommandKind, Handler] = {
     CommandKind.PIN_SUBSCRIBE: handle_subscribe,
     CommandKind.MODULE: handle_module,
     CommandKind.RAW: handle_raw,
+    CommandKind.ENTITY: handle_entity,
 }
 """The handler of every command kind."""
 
