@@ -12,6 +12,7 @@ from typing import Any
 from support.harness import wait_until
 from test_console_browser import BridgeThread, browser, expect, page, served
 
+from conduyt_bridge.device.transports import SimTransport
 from conduyt_bridge.protocol.constants import PacketType
 from conduyt_bridge.protocol.packet import encode_packet
 
@@ -26,6 +27,20 @@ def test_a_card_shows_firmware_counters_and_log(page: Any) -> None:
     counters = thermo.get_by_label("link counters of thermo")
     expect(counters).to_contain_text(re.compile(r"packets in \d+.*CRC errors 0"))
     expect(thermo.get_by_role("list", name="log of thermo")).to_be_attached()
+
+
+def test_a_line_the_sketch_prints_appears_in_the_log(page: Any, served: BridgeThread) -> None:
+    """Text between frames (`docs/serial-text.md`) reaches the card's log live, as text."""
+    assert served.bridge is not None
+    transport = served.bridge.sessions["thermo"].transport
+    assert isinstance(transport, SimTransport)
+    line = "debug: <b>heater</b> duty 40 %"
+    served.loop.call_soon_threadsafe(
+        lambda: setattr(transport.board.faults, "print_lines", [line])
+    )
+    log = page.get_by_role("list", name="log of thermo")
+    expect(log.get_by_text(line, exact=True)).to_be_visible()
+    expect(log.locator("b")).to_have_count(0)  # printed text, never markup
 
 
 def test_the_raw_packet_console_answers_with_the_boards_reply(page: Any) -> None:

@@ -6,6 +6,7 @@ published state follows `inverted` (issue 13: `pull`, `inverted`, `threshold`)."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,24 @@ async def test_an_inverted_contact_reports_the_opposite_level(garage: Rig) -> No
     assert got.retain is False  # a reading, not a setting
     r.board.set_pin(2, 0)  # closed to ground
     await r.rec.wait_for_new(f"{r.p}/entity/door", payload=b"true")
+
+
+async def test_a_bounce_shorter_than_debounce_ms_is_not_published(
+    mqtt_broker: Broker, base_topic: str, tmp_path: Path
+) -> None:
+    """`debounce_ms`: a new level counts once it held that long (`docs/entities.md` §2);
+    a blip shorter than it (a bouncing contact) publishes nothing."""
+    door = {"name": "door", "kind": "binary_sensor", "pin": 2, "debounce_ms": 1000}
+    async with rig(mqtt_broker, base_topic, tmp_path, "garage", entities=[door]) as r:
+        topic = f"{r.p}/entity/door"
+        r.board.set_pin(2, 0)
+        await r.rec.wait_for(topic, payload=b"false")
+        mark = r.rec.mark()
+        r.board.set_pin(2, 1)  # the contact bounces: high for ~0.1 s, then low again
+        await asyncio.sleep(0.1)
+        r.board.set_pin(2, 0)
+        await asyncio.sleep(1.5)  # past the debounce of the blip's last edge
+        assert r.rec.since(mark, topic) == []
+        r.board.set_pin(2, 1)  # now it holds
+        got = await r.rec.wait_for_after(mark, topic, payload=b"true")
+        assert got.retain is False
