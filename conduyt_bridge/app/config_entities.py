@@ -8,6 +8,7 @@ names, no pin driven by two entities, a climate's references.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -48,7 +49,7 @@ READ_ONLY_ENTITIES = (
 """Why `entities` on a `read_only = true` device is refused."""
 
 
-class _Entity(BaseModel):
+class _Entity(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -64,9 +65,9 @@ class _Entity(BaseModel):
             )
         return value
 
+    @abstractmethod
     def spec(self) -> EntitySpec:
-        """The core's spec of this entry."""
-        raise NotImplementedError
+        """The core's spec of this entry (each kind's model builds its own)."""
 
 
 def _build(cls: type[Any], model: BaseModel) -> Any:

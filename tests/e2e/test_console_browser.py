@@ -345,6 +345,11 @@ def test_the_options_form_changes_the_devices_entry(page: Any, served: BridgeThr
             if time.monotonic() > deadline:
                 raise
     expect(form.get_by_role("combobox", name="pin 4 subscription")).to_have_value("change")
+    # The card is drawn again as the board restarts, just before the file is saved.
+    deadline = time.monotonic() + 10
+    while "datastreams" not in served.config.read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline, "the options were never saved to the file"
+        time.sleep(0.05)
     [entry] = tomllib.loads(served.config.read_text(encoding="utf-8"))["devices"]
     assert entry["datastreams"] == {
         "setpoint": {"name": "Target temperature", "expire_after_s": 120}
