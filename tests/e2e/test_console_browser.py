@@ -331,25 +331,26 @@ def test_the_options_form_changes_the_devices_entry(page: Any, served: BridgeThr
     form.get_by_role("combobox", name="pin 4 subscription").select_option("change")
     form.get_by_role("spinbutton", name="pin 4 interval_ms").fill("50")
     form.get_by_role("button", name="save options for thermo").click()
-    # The board restarts with its new options: its card is drawn again from them, maybe
-    # just after a click opened the old card's section, so open it until it shows them.
+    # The board restarts with its new options, then the file is saved; its card is drawn
+    # again (as it restarts and as it comes online), which closes an open section: open it
+    # until the card shows the new values.
+    deadline = time.monotonic() + 10
+    while "datastreams" not in served.config.read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline, "the options were never saved to the file"
+        time.sleep(0.05)
     name_box = form.get_by_role("textbox", name="setpoint name", exact=True)
+    subscription = form.get_by_role("combobox", name="pin 4 subscription")
     deadline = time.monotonic() + 10
     while True:
         if not name_box.is_visible():
             thermo.get_by_text("Manage").click()
         try:
             expect(name_box).to_have_value("Target temperature", timeout=1000)
+            expect(subscription).to_have_value("change", timeout=1000)
             break
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
-    expect(form.get_by_role("combobox", name="pin 4 subscription")).to_have_value("change")
-    # The card is drawn again as the board restarts, just before the file is saved.
-    deadline = time.monotonic() + 10
-    while "datastreams" not in served.config.read_text(encoding="utf-8"):
-        assert time.monotonic() < deadline, "the options were never saved to the file"
-        time.sleep(0.05)
     [entry] = tomllib.loads(served.config.read_text(encoding="utf-8"))["devices"]
     assert entry["datastreams"] == {
         "setpoint": {"name": "Target temperature", "expire_after_s": 120}
