@@ -139,7 +139,9 @@ async def test_fetch_retained_reads_more_topics_than_the_inbound_bound(
     settings = MqttSection(url=mqtt_broker.url, client_id=f"sweep-{base_topic}")
     conn = MqttConnection(settings, f"{base_topic}/bridge/test/state", _noop, _noop)
     try:
-        found = await conn.fetch_retained([f"{base_topic}/r/#"], limit_s=20.0)
+        # A generous quiet gap: this test is about the bound, and a loaded CI machine can
+        # pause a 3000-message burst for longer than the default 0.3 s.
+        found = await conn.fetch_retained([f"{base_topic}/r/#"], quiet_s=2.0, limit_s=20.0)
         assert found == expected
     finally:
         async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port) as writer:
