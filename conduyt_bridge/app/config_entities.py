@@ -15,8 +15,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from conduyt_bridge.app.config_errors import ConfigProblems, Location
 from conduyt_bridge.core.entities import spec as core
+from conduyt_bridge.core.entities.checks import entity_problems
 from conduyt_bridge.core.entities.engine import MAX_PULSE_MS
-from conduyt_bridge.core.entities.spec import EntitySpec, spec_pins
+from conduyt_bridge.core.entities.spec import EntitySpec, command_parts, parts_of, spec_pins
 from conduyt_bridge.northbound.conduyt.topics import DeviceTopics
 from conduyt_bridge.protocol.hello import HelloResp
 
@@ -323,9 +324,6 @@ def entity_check_lines(
     command topic(s) (`docs/entities.md` §3) and, when the board's HELLO_RESP is known
     offline (`hello`, a `sim://` profile), `REFUSED:` and the reason the bridge would
     report on `{dev}/error` (§5)."""
-    from conduyt_bridge.core.entities.checks import entity_problems
-    from conduyt_bridge.core.entities.engine import command_parts, parts_of
-
     problems = entity_problems(hello, specs) if hello is not None else {}
     lines = []
     for spec in specs:

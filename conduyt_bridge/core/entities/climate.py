@@ -38,6 +38,8 @@ class _Engine(Protocol):
 
     def publish(self, spec: EntitySpec, part: str, value: EntityValue) -> None: ...
 
+    async def switch(self, spec: SwitchSpec, on: bool) -> None: ...
+
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -193,8 +195,7 @@ class ClimateRunner:
             return
         heater = self.engine.specs[spec.heater]
         assert isinstance(heater, SwitchSpec)
-        await self.engine.board.pins.write(heater.pin, 1 if on != heater.inverted else 0)
-        self.engine.publish(heater, "", on)
+        await self.engine.switch(heater, on)
 
     async def command(self, spec: ClimateSpec, part: str, value: Any) -> None:
         """`mode`: `off` or `heat`; `target`: °C in `min_temp..max_temp` (written to the

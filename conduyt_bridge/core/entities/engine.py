@@ -44,7 +44,6 @@ from conduyt_bridge.core.entities.spec import (
     StepperSpec,
     SwitchSpec,
     command_parts,
-    parts_of,
 )
 from conduyt_bridge.core.entities.values import (
     EntityValue,
@@ -80,6 +79,7 @@ from conduyt_bridge.errors import (
     describe_exception,
 )
 from conduyt_bridge.protocol.constants import ErrorCode, PinMode, SubscribeMode
+from conduyt_bridge.protocol.modules import CATALOG
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -240,7 +240,7 @@ class EntityEngine:
             case SwitchSpec():
                 await pins.set_mode(spec.pin, PinMode.OUTPUT)
                 on = self._restore(spec)
-                await self._switch(spec, bool(on) if isinstance(on, bool) else False)
+                await self.switch(spec, bool(on) if isinstance(on, bool) else False)
             case ButtonSpec():
                 await pins.set_mode(spec.pin, PinMode.OUTPUT)
                 await pins.write(spec.pin, 1 if spec.inverted else 0)
@@ -313,12 +313,12 @@ class EntityEngine:
 
     async def _module(self, spec: EntitySpec, command: str, args: dict[str, Any]) -> dict[str, Any]:
         module = resolve_module(self.board.require_hello(), spec)
-        from conduyt_bridge.protocol.modules import CATALOG  # the catalog is data
-
         cmd = CATALOG[str(spec.kind)].commands[command]
         return await run_command(self.board, module, cmd, args)
 
-    async def _switch(self, spec: SwitchSpec, on: bool) -> None:
+    async def switch(self, spec: SwitchSpec, on: bool) -> None:
+        """Drive switch `spec` on or off (`inverted`: LOW is on) and publish its state
+        (a command, and a climate's heater)."""
         await self.board.pins.write(spec.pin, 1 if on != spec.inverted else 0)
         self.publish(spec, "", on)
 
@@ -429,7 +429,7 @@ class EntityEngine:
         label = f"entity '{name}'"
         match spec:
             case SwitchSpec():
-                await self._switch(spec, as_bool(label, value))
+                await self.switch(spec, as_bool(label, value))
             case ButtonSpec():
                 active = 0 if spec.inverted else 1
                 await self.board.pins.write(spec.pin, active)
@@ -476,6 +476,4 @@ __all__ = [
     "SETTINGS",
     "EntityEngine",
     "EntityObserver",
-    "command_parts",
-    "parts_of",
 ]

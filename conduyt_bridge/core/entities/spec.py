@@ -31,19 +31,6 @@ class EntityKind(StrEnum):
     CLIMATE = "climate"
 
 
-MODULE_KINDS = frozenset(
-    {
-        EntityKind.SERVO,
-        EntityKind.NEOPIXEL,
-        EntityKind.DHT,
-        EntityKind.ENCODER,
-        EntityKind.PID,
-        EntityKind.STEPPER,
-    }
-)
-"""Kinds driven through a built-in module (its catalog name is the kind)."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Base:
     name: str
@@ -223,11 +210,6 @@ EntitySpec = (
 """Any declared entity."""
 
 
-def module_name(spec: EntitySpec) -> str | None:
-    """The module reference of a module kind (`module` field), None for other kinds."""
-    return getattr(spec, "module", None)
-
-
 def spec_pins(spec: EntitySpec) -> tuple[int, ...]:
     """The board pins an entity drives or reads (for overlap checks)."""
     pins = []
@@ -265,7 +247,6 @@ def command_parts(spec: EntitySpec) -> tuple[str, ...]:
 
 
 __all__ = [
-    "MODULE_KINDS",
     "BinarySensorSpec",
     "ButtonSpec",
     "ClimateSpec",
@@ -281,7 +262,6 @@ __all__ = [
     "StepperSpec",
     "SwitchSpec",
     "command_parts",
-    "module_name",
     "parts_of",
     "spec_pins",
 ]

@@ -195,7 +195,7 @@ class Discovery:
                 self._announce("bridge", bridge_node_id(self.cfg), bridge_messages(self.cfg))
             )
         for dev, new in list(self._unannounced.items()):
-            self._spawn(self._announce(dev, self.node(dev), new, retry=True))
+            self._spawn(self._announce(dev, self.node(dev), new))
 
     async def on_ha_status(self, message: aiomqtt.Message) -> None:
         if message.payload in (b"online", "online"):
@@ -248,19 +248,20 @@ class Discovery:
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def _announce(
-        self, key: str, node: str, new: list[DiscoveryMessage], retry: bool = False
-    ) -> None:
+    async def _announce(self, key: str, node: str, new: list[DiscoveryMessage]) -> None:
         """First announcement of `node` (`key`: a board id, or `bridge`): hand over or
         empty what an earlier run left on the broker around publishing `new`. When the
         broker cannot be read nothing is published: without the old configs there is no
-        hand-over, so the next connect tries again (`retry`: that attempt)."""
+        hand-over, so the next connect tries again.
+
+        A board's `new` is replaced, once the broker was read, by what the board is now
+        (`_unannounced`): while it was read the board may have come online again, been
+        restarted with other options or renamed (`docs/requests.md` §3), and the board
+        as it was must not be published after that; a board no longer waiting (removed,
+        renamed, refused) publishes nothing."""
         async with self._lock(key):
             if key in self._announced:
-                # Another announcement got here first (a reconnect, the board again); a
-                # retry's messages are never newer than what that one published.
-                if key != "bridge" and not retry:
-                    self._replace(key, new)
+                # Another announcement got here first, with the node's latest configs.
                 return
             try:
                 found = await self.host.mqtt.fetch_retained(
@@ -273,6 +274,11 @@ class Discovery:
                     error=describe_exception(exc),
                 )
                 return
+            if key != "bridge":
+                latest = self._unannounced.get(key)
+                if latest is None:
+                    return
+                new = latest
             keep = {m.topic for m in new}
             # An entity the firmware dropped while the bridge was down is still in the old
             # config on the same device topic: `{"p": …}` placeholders remove it from HA.

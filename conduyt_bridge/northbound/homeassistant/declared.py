@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conduyt_bridge.core.entities.checks import entity_problems
-from conduyt_bridge.core.entities.engine import SETTINGS, command_parts
+from conduyt_bridge.core.entities.engine import SETTINGS
 from conduyt_bridge.core.entities.spec import (
     BinarySensorSpec,
     ButtonSpec,
@@ -43,27 +43,20 @@ from conduyt_bridge.core.entities.spec import (
     ServoSpec,
     StepperSpec,
     SwitchSpec,
+    command_parts,
 )
 from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
-from conduyt_bridge.northbound.homeassistant.entities import Entity
-from conduyt_bridge.northbound.homeassistant.model import (
-    OFFLINE,
-    ONLINE,
-    DiscoveryConfig,
-    board_node_id,
+from conduyt_bridge.northbound.homeassistant.entities import (
+    BOOL_TEMPLATE,
+    JSON_VALUE_TEMPLATE,
+    Entity,
+    availability,
+    pretty_name,
 )
+from conduyt_bridge.northbound.homeassistant.model import DiscoveryConfig, board_node_id
 from conduyt_bridge.protocol.hello import HelloResp
 
 __all__ = ["declared_entities"]
-
-_VALUE = "{{ value_json.value }}"
-_BOOL = "{{ 'true' if value_json.value else 'false' }}"
-
-
-def _pretty(name: str) -> str:
-    text = name.replace("_", " ").strip()
-    return text[0].upper() + text[1:]
-
 
 class _Builder:
     def __init__(self, cfg: DiscoveryConfig, dev: str, key: str) -> None:
@@ -74,18 +67,13 @@ class _Builder:
         self.is_json = cfg.payload_format == "json"
 
     def base(self, spec: EntitySpec, part: str = "", label: str | None = None) -> dict[str, Any]:
-        title = spec.title or _pretty(spec.name)
+        title = spec.title or pretty_name(spec.name)
         suffix = f"_{part}" if part else ""
         conf: dict[str, Any] = {
             "name": f"{title} {label}" if label else title,
             "unique_id": f"{self.node}_entity_{spec.name}{suffix}",
             "qos": 1,
-            # an entity is available while the bridge and its board are online
-            "availability": [
-                {"topic": t, "payload_available": ONLINE, "payload_not_available": OFFLINE}
-                for t in (self.bridge.state, self.topics.status)
-            ],
-            "availability_mode": "all",
+            **availability(self.bridge.state, self.topics.status),
         }
         return conf
 
@@ -106,7 +94,7 @@ class _Builder:
         self.state(conf, spec)
         conf["payload_on"], conf["payload_off"] = "true", "false"
         if self.is_json:
-            conf["value_template"] = _BOOL
+            conf["value_template"] = BOOL_TEMPLATE
         if not writable:
             return Entity(self.key(spec), "binary_sensor", conf)
         self.command(conf, spec)
@@ -120,7 +108,7 @@ class _Builder:
         if spec.device_class:
             conf["device_class"] = spec.device_class
         if self.is_json:
-            conf["value_template"] = _BOOL
+            conf["value_template"] = BOOL_TEMPLATE
         return Entity(self.key(spec), "binary_sensor", conf)
 
     def sensor(
@@ -145,7 +133,7 @@ class _Builder:
         if precision is not None:
             conf["suggested_display_precision"] = precision
         if self.is_json:
-            conf["value_template"] = _VALUE
+            conf["value_template"] = JSON_VALUE_TEMPLATE
         return Entity(self.key(spec, part), "sensor", conf)
 
     def light(self, spec: LightSpec | NeoPixelSpec) -> Entity:
@@ -175,7 +163,7 @@ class _Builder:
         conf.update({"min": lo, "max": hi, "step": step, "mode": mode})
         conf["unit_of_measurement"] = unit
         if self.is_json:
-            conf["value_template"] = _VALUE
+            conf["value_template"] = JSON_VALUE_TEMPLATE
         return Entity(self.key(spec), "number", conf)
 
     def climate(self, spec: ClimateSpec) -> Entity:

@@ -34,15 +34,19 @@ from conduyt_bridge.protocol.hello import DatastreamDescriptor
 from conduyt_bridge.protocol.values import FLOAT_WRITE_LIMIT, write_range
 
 __all__ = [
+    "BOOL_TEMPLATE",
     "FLOAT_NUMBER_LIMIT",
     "FLOAT_NUMBER_STEP",
+    "JSON_VALUE_TEMPLATE",
     "TEXT_MAX",
     "Entity",
+    "availability",
     "board_device",
     "board_entities",
     "bridge_device",
     "bridge_entity",
     "firmware_identity",
+    "pretty_name",
 ]
 
 FLOAT_NUMBER_LIMIT = FLOAT_WRITE_LIMIT
@@ -60,7 +64,9 @@ TEXT_MAX = 255
 _BASE64_PATTERN = r"^[A-Za-z0-9+/]*={0,2}$"
 
 
-def _availability(cfg: DiscoveryConfig, *topics: str) -> dict[str, Any]:
+def availability(*topics: str) -> dict[str, Any]:
+    """The `availability` of an entity available while every one of `topics` (the
+    bridge's state, its board's status) says `online`."""
     # availability_mode "all": an entity is available only while the bridge AND its
     # board are online; "latest" (HA's default) would let a stale board `online` win
     # after the bridge's Will said `offline`.
@@ -73,18 +79,19 @@ def _availability(cfg: DiscoveryConfig, *topics: str) -> dict[str, Any]:
     }
 
 
-def _pretty(name: str) -> str:
+def pretty_name(name: str) -> str:
+    """The default HA name of a datastream or declared entity: `room_temp` → `Room temp`."""
     text = name.replace("_", " ").strip() or "Datastream"
     return text[0].upper() + text[1:]
 
 
-def _bool_template() -> str:
-    # value_json.value is a JSON boolean, which Jinja prints as True/False; map it to the
-    # same true/false text the plain format uses so payload_on/state_on stay one pair.
-    return "{{ 'true' if value_json.value else 'false' }}"
+# value_json.value is a JSON boolean, which Jinja prints as True/False; map it to the
+# same true/false text the plain format uses so payload_on/state_on stay one pair.
+BOOL_TEMPLATE = "{{ 'true' if value_json.value else 'false' }}"
+"""`value_template` of a boolean state in the `json` payload format."""
 
-
-_JSON_VALUE_TEMPLATE = "{{ value_json.value }}"
+JSON_VALUE_TEMPLATE = "{{ value_json.value }}"
+"""`value_template` of a scalar state in the `json` payload format."""
 # HA text entities send what the user typed as is. Wrapping it as {"value": ...} keeps
 # text that happens to parse as JSON (`123`, `true`, `{...}`) a string for the bridge's
 # command parser, which would otherwise take it for a number or an object.
@@ -117,7 +124,7 @@ def _datastream_entity(
     is_json = cfg.payload_format == "json"
 
     conf: dict[str, Any] = {
-        "name": hints.name or _pretty(ds.name),
+        "name": hints.name or pretty_name(ds.name),
         "unique_id": f"{board_node_id(cfg, board.key)}_{key}",
         "state_topic": dev_topics.ds(slug),
     }
@@ -127,7 +134,7 @@ def _datastream_entity(
         # retained commands, so a retained /set from HA would only produce an error.
         conf["retain"] = False
     conf["qos"] = 1
-    conf.update(_availability(cfg, topics.state, dev_topics.status))
+    conf.update(availability(topics.state, dev_topics.status))
 
     if ds_type is DatastreamType.BOOL:
         platform = "switch" if writable else "binary_sensor"
@@ -137,7 +144,7 @@ def _datastream_entity(
             conf["state_on"] = "true"
             conf["state_off"] = "false"
         if is_json:
-            conf["value_template"] = _bool_template()
+            conf["value_template"] = BOOL_TEMPLATE
     elif ds_type.is_numeric:
         units = classify_unit(ds.name, ds.unit)
         if units.unit is not None:
@@ -156,7 +163,7 @@ def _datastream_entity(
             platform = "sensor"
             conf["state_class"] = units.state_class
         if is_json:
-            conf["value_template"] = _JSON_VALUE_TEMPLATE
+            conf["value_template"] = JSON_VALUE_TEMPLATE
     else:  # STRING, BYTES: text (bytes as base64); never a unit, HA would expect numbers
         platform = "text" if writable else "sensor"
         if writable:
@@ -169,7 +176,7 @@ def _datastream_entity(
             # HA's 255-character state limit: present, but off until a user enables it.
             conf["enabled_by_default"] = False
         if is_json:
-            conf["value_template"] = _JSON_VALUE_TEMPLATE
+            conf["value_template"] = JSON_VALUE_TEMPLATE
 
     if hints.expire_after_s and platform in ("sensor", "binary_sensor"):
         conf["expire_after"] = int(hints.expire_after_s)
@@ -209,7 +216,7 @@ def _board_status_entity(cfg: DiscoveryConfig, dev: str, ha_key: str) -> Entity:
     }
     # Only the bridge's state gates this one: a board that is offline must show as
     # "disconnected", not vanish into "unavailable".
-    conf.update(_availability(cfg, topics.state))
+    conf.update(availability(topics.state))
     return Entity("status", "binary_sensor", conf)
 
 

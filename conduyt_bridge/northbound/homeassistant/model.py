@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from conduyt_bridge.protocol.hello import HelloResp
@@ -98,20 +98,11 @@ class DatastreamHints:
 
     @property
     def shaped(self) -> bool:
-        """True when any shaping field (beyond name and expire_after_s) is set."""
+        """True when any shaping field (every field but name and expire_after_s) is set."""
         return any(
-            getattr(self, key) is not None
-            for key in (
-                "device_class",
-                "state_class",
-                "unit",
-                "icon",
-                "entity_category",
-                "min",
-                "max",
-                "step",
-                "enabled_by_default",
-            )
+            getattr(self, f.name) is not None
+            for f in fields(self)
+            if f.name not in ("name", "expire_after_s")
         )
 
 
