@@ -59,11 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str | None) -> Settings:
-    config_path = Path(path or DEFAULT_CONFIG)
-    return load_settings(config_path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `conduyt-bridge` console script; returns the exit code."""
     parser = build_parser()
@@ -77,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from conduyt_bridge.app import extras
 
         return extras.run_subcommand(args)
+    config_path = Path(args.config or DEFAULT_CONFIG)
     try:
-        settings = _load(args.config)
+        settings = load_settings(config_path)
     except ConfigError as exc:
         print(f"conduyt-bridge: configuration error\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -91,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return extras.health_probe(settings)
     level = args.log_level or ("debug" if args.verbose else settings.bridge.log_level)
     configure_logging(level, settings.bridge.log_format)
-    return _run_async(run_bridge(settings, Path(args.config or DEFAULT_CONFIG)))
+    return _run_async(run_bridge(settings, config_path))
 
 
 def _run_async(coro: Coroutine[Any, Any, int]) -> int:

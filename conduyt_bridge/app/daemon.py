@@ -449,6 +449,8 @@ class Bridge:
         """Wait (at most `timeout_s`, s, and not once stopping) until `run()` has started
         the boards and jobs; False when it did not (the request API refuses changes
         then, `docs/requests.md` §2)."""
+        if self._running.is_set() or self._stopped.is_set():
+            return self._running.is_set()  # the usual case: no waiter tasks per request
         waiters = {
             asyncio.create_task(self._running.wait()),
             asyncio.create_task(self._stopped.wait()),

@@ -6,15 +6,14 @@ broker: Sparkplug read with the independent decoder (`support.sparkplug_decoder`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from support import sparkplug_decoder as spd
 from support.broker import Broker
+from support.harness import running_bridge
 from support.homie_consumer import HomieConsumer
 from support.homie_schema import description_problems
 from support.recorder import Received, Recorder
@@ -40,16 +39,9 @@ def write_config(path: Path, broker: Broker, base: str, section: str) -> None:
     )
 
 
-@contextlib.asynccontextmanager
-async def bridge_from(path: Path) -> AsyncIterator[Bridge]:
-    bridge = Bridge(load_settings(path), config_path=path)
-    task = asyncio.create_task(bridge.run())
-    try:
-        await asyncio.wait_for(bridge.mqtt.wait_connected(), 10)
-        yield bridge
-    finally:
-        bridge.stop()
-        await asyncio.wait_for(task, 10)
+def bridge_from(path: Path) -> contextlib.AbstractAsyncContextManager[Bridge]:
+    """A Bridge from the config file at `path` (with `config_path`), run in-process."""
+    return running_bridge(load_settings(path), config_path=path)
 
 
 async def ok(bridge: Bridge, action: str, payload: dict[str, Any]) -> Any:

@@ -10,14 +10,13 @@ import json
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomlkit
 from support.broker import Broker
-from support.harness import spawn_cli, wait_until
+from support.harness import running_bridge, spawn_cli, wait_until
 from support.mqtt_client import publish, publish_properties, retained_snapshot
 from support.recorder import Recorder
 
@@ -55,17 +54,9 @@ def config_text(broker: Broker, base: str, *, ha: bool, devices: list[str]) -> s
     )
 
 
-@contextlib.asynccontextmanager
-async def bridge_from(path: Path | None, **settings: Any) -> AsyncIterator[Bridge]:
+def bridge_from(path: Path) -> contextlib.AbstractAsyncContextManager[Bridge]:
     """A Bridge from the config file at `path` (with `config_path`), run in-process."""
-    bridge = Bridge(load_settings(path), config_path=path) if path else Bridge(**settings)
-    task = asyncio.create_task(bridge.run())
-    try:
-        await asyncio.wait_for(bridge.mqtt.wait_connected(), 10)
-        yield bridge
-    finally:
-        bridge.stop()
-        await asyncio.wait_for(task, 10)
+    return running_bridge(load_settings(path), config_path=path)
 
 
 class Requester:
@@ -279,6 +270,22 @@ async def test_every_refusal_changes_nothing(
             "the change would make the configuration invalid: devices[0].id: device id "
             "'bridge' is reserved for {base}/bridge/ topics: choose another id",
         )
+        # scan's own checks (docs/requests.md §3.5): nothing is probed.
+        await refused("scan", {"timeout_s": True}, "'timeout_s' must be a number of seconds")
+        await refused(
+            "scan", {"timeout_s": 11}, "'timeout_s' must be above 0 and at most 10 s"
+        )
+        await refused(
+            "scan", {"ports": "/dev/ttyUSB0"}, "'ports' must be a list of port strings"
+        )
+        await refused(
+            "scan", {"ports": ["/dev/ttyUSB0"] * 65}, "'ports' lists 65 ports: at most 64"
+        )
+        await refused(
+            "scan",
+            {"ports": ["sim://thermostat"]},
+            "port 'sim://thermostat' cannot be scanned: only serial ports can",
+        )
 
         # Payloads that are no JSON object: refused before any action sees them.
         huge = b'{"id": "' + b"x" * MAX_REQUEST_BYTES + b'"}'
@@ -368,7 +375,7 @@ async def test_without_a_config_file_changes_are_refused(
     from support.harness import make_settings
 
     settings = make_settings(broker, base_topic, [], bridge={"id": BRIDGE_ID})
-    async with bridge_from(None, settings=settings) as bridge:
+    async with running_bridge(settings) as bridge:
         response = await bridge.requests.handle(
             "device/add", {"id": "x", "port": "sim://thermostat", "transaction": 5}
         )

@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomlkit
 from support.broker import Broker
-from support.harness import wait_until
+from support.harness import running_bridge, wait_until
 from support.mqtt_client import retained_snapshot
 from support.recorder import Recorder
 
@@ -44,22 +44,9 @@ def write_config(path: Path, broker: Broker, base: str, devices: list[str]) -> N
     )
 
 
-@contextlib.asynccontextmanager
-async def bridge_from(path: Path) -> AsyncIterator[Bridge]:
-    bridge = Bridge(load_settings(path), config_path=path)
-    task = asyncio.create_task(bridge.run())
-    try:
-        await asyncio.wait_for(bridge.mqtt.wait_connected(), 10)
-        yield bridge
-    finally:
-        bridge.stop()
-        done, _ = await asyncio.wait({task}, timeout=10)
-        if not done:
-            stacks = "\n".join(
-                f"{t.get_name()}: {t.get_stack(limit=8)}" for t in asyncio.all_tasks()
-            )
-            raise AssertionError(f"bridge did not stop:\n{stacks}")
-        task.result()
+def bridge_from(path: Path) -> contextlib.AbstractAsyncContextManager[Bridge]:
+    """A Bridge from the config file at `path` (with `config_path`), run in-process."""
+    return running_bridge(load_settings(path), config_path=path)
 
 
 @contextlib.contextmanager

@@ -64,13 +64,14 @@ def make_settings(
 
 @contextlib.asynccontextmanager
 async def running_bridge(
-    settings: Settings, connect_timeout_s: float = 10.0
+    settings: Settings, connect_timeout_s: float = 10.0, *, config_path: Path | None = None
 ) -> AsyncIterator[Bridge]:
-    """Start `Bridge(settings).run()` as a task; on exit stop it and wait for a clean end.
+    """Start `Bridge(settings, config_path=…).run()` as a task; on exit stop it and wait
+    for a clean end.
 
     Raises whatever `run()` raised, so a crash inside the bridge fails the test.
     """
-    bridge = Bridge(settings)
+    bridge = Bridge(settings, config_path=config_path)
     task = asyncio.create_task(bridge.run(), name="bridge-under-test")
     try:
         await asyncio.wait_for(bridge.mqtt.wait_connected(), connect_timeout_s)

@@ -25,15 +25,16 @@ from conduyt_bridge.app.config_errors import convert_validation_error
 from conduyt_bridge.app.requests.errors import RequestError
 from conduyt_bridge.app.requests.host import BridgeControl
 from conduyt_bridge.app.requests.store import ConfigFile
+from conduyt_bridge.errors import describe_exception
 
 __all__ = [
     "Apply",
     "commit_change",
     "config_file",
-    "device_problems",
     "entry_index",
     "file_devices",
     "settings_problems",
+    "validate_device",
 ]
 
 log = structlog.stdlib.get_logger(__name__)
@@ -59,7 +60,7 @@ def config_file(bridge: BridgeControl) -> ConfigFile:
             f"the devices are set by the environment variable {variable}, which overrides "
             "the config file: change them there"
         )
-    return ConfigFile(Path(bridge.config_path))
+    return ConfigFile(bridge.config_path)
 
 
 def read_text(file: ConfigFile) -> str:
@@ -96,7 +97,7 @@ def entry_index(text: str, dev: str, path: Path) -> int:
     )
 
 
-def device_problems(entry: dict[str, Any]) -> DeviceConfig:
+def validate_device(entry: dict[str, Any]) -> DeviceConfig:
     """`entry` validated as a `[[devices]]` table. Raises RequestError naming each
     problem as `key: reason`."""
     try:
@@ -139,7 +140,7 @@ async def commit_change(
     try:
         staged.commit()
     except OSError as exc:
-        log.warning("config file not written: undoing the change", error=str(exc))
+        log.warning("config file not written: undoing the change", error=describe_exception(exc))
         await undo()
         raise RequestError(
             f"cannot write the config file {file.path}: {exc.strerror or exc}; "

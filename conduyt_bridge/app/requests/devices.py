@@ -9,7 +9,7 @@ restarted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from tomlkit.items import Table
@@ -18,9 +18,9 @@ from conduyt_bridge.app.config import DeviceConfig, Settings
 from conduyt_bridge.app.requests.change import (
     commit_change,
     config_file,
-    device_problems,
     entry_index,
     read_text,
+    validate_device,
 )
 from conduyt_bridge.app.requests.errors import RequestError
 from conduyt_bridge.app.requests.host import BridgeControl
@@ -47,6 +47,16 @@ def _options(payload: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise RequestError("'options' must be a JSON object of [[devices]] keys")
     return dict(options)
+
+
+def _set_options(target: MutableMapping[str, Any], options: Mapping[str, Any]) -> None:
+    """Write `options` into a `[[devices]]` entry (a dict or its tomlkit table): `None`
+    removes the key, so its default applies."""
+    for name, value in options.items():
+        if value is None:
+            target.pop(name, None)
+        else:
+            target[name] = value
 
 
 def _board(bridge: BridgeControl, dev: str) -> None:
@@ -79,7 +89,7 @@ async def add_device(bridge: BridgeControl, payload: Mapping[str, Any]) -> Any:
         raise RequestError(f"give {', '.join(clash)} beside 'options', not in it")
     entry: dict[str, Any] = {"id": dev_id} if dev_id is not None else {}
     entry |= {"port": port, **options}
-    device = device_problems(entry)
+    device = validate_device(entry)
     check_port(device.port, bridge.settings.bridge.allowed_ports)
     dev = device.device_id
     if dev in bridge.boards:
@@ -131,7 +141,7 @@ async def rename_device(bridge: BridgeControl, payload: Mapping[str, Any]) -> An
     old = bridge.boards[old_id].config
     assert isinstance(old, DeviceConfig)
     key = old.discovery_id or old_id
-    device_problems({**old.model_dump(exclude_defaults=True), "id": new_id})
+    validate_device({**old.model_dump(exclude_defaults=True), "id": new_id})
     file = config_file(bridge)
     text = read_text(file)
 
@@ -171,24 +181,15 @@ async def change_options(bridge: BridgeControl, payload: Mapping[str, Any]) -> A
     old = bridge.boards[dev].config
     assert isinstance(old, DeviceConfig)
     entry = {**old.model_dump(exclude_defaults=True), "id": dev}
-    for name, value in options.items():
-        if value is None:
-            entry.pop(name, None)
-        else:
-            entry[name] = value
-    device = device_problems(entry)
+    _set_options(entry, options)
+    device = validate_device(entry)
     check_port(device.port, bridge.settings.bridge.allowed_ports)
     file = config_file(bridge)
     text = read_text(file)
 
-    def edit(table: Table) -> None:
-        for name, value in options.items():
-            if value is None:
-                table.pop(name, None)
-            else:
-                table[name] = value
-
-    text = edit_entry(text, entry_index(text, dev, file.path), edit)
+    text = edit_entry(
+        text, entry_index(text, dev, file.path), lambda table: _set_options(table, options)
+    )
 
     async def apply(settings: Settings) -> Any:
         new = _new_device(settings, dev)

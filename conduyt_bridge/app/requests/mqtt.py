@@ -120,7 +120,7 @@ class RequestTopics:
         body = dumps(response.to_json())
         mqtt = self.bridge.mqtt
         mqtt.publish(self.topics.response(action), body, qos=1, coalesce=False)
-        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        response_topic = getattr(props, "ResponseTopic", None)  # None without properties
         if response_topic:
             correlation = getattr(props, "CorrelationData", None)
             properties = publish_properties(correlation)

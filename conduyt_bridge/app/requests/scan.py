@@ -17,7 +17,7 @@ from typing import Any
 from conduyt_bridge.app import scan as probe
 from conduyt_bridge.app.requests.errors import RequestError
 from conduyt_bridge.app.requests.host import BridgeControl
-from conduyt_bridge.app.requests.ports import check_port
+from conduyt_bridge.app.requests.ports import check_port, port_allowed
 
 __all__ = ["MAX_SCAN_PORTS", "MAX_TIMEOUT_S", "scan_ports"]
 
@@ -40,14 +40,7 @@ def _timeout(payload: Mapping[str, Any]) -> float:
 def _ports(payload: Mapping[str, Any], allowed: list[str]) -> list[str]:
     ports = payload.get("ports")
     if ports is None:
-        found = []
-        for port in probe.candidate_ports():
-            try:
-                check_port(port, allowed)
-            except RequestError:
-                continue
-            found.append(port)
-        return found
+        return [port for port in probe.candidate_ports() if port_allowed(port, allowed)]
     if not isinstance(ports, list) or not all(isinstance(p, str) and p for p in ports):
         raise RequestError("'ports' must be a list of port strings")
     if len(ports) > MAX_SCAN_PORTS:

@@ -25,7 +25,7 @@ from aiohttp import web
 from conduyt_bridge.app.requests.contract import RequestHandler
 from conduyt_bridge.app.web.commands import ConsoleCommands
 from conduyt_bridge.app.web.live import LiveHub
-from conduyt_bridge.app.web.security import json_error
+from conduyt_bridge.app.web.security import NO_STORE_HEADERS, json_error
 from conduyt_bridge.errors import ConduytPayloadError
 from conduyt_bridge.northbound.host import AdapterHost
 from conduyt_bridge.northbound.json_limits import MAX_JSON_DEPTH, refuse_deep_json
@@ -38,8 +38,6 @@ KEEPALIVE_S = 15.0
 """An idle event stream gets an SSE comment this often, s (proxies close silent streams)."""
 
 NO_REQUEST_API = "this bridge has no request API"
-
-_JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 async def read_object(request: web.Request) -> dict[str, Any] | web.Response:
@@ -113,13 +111,13 @@ class ConsoleApi:
 
     async def console(self, request: web.Request) -> web.Response:
         """`GET /api/console`: the console document."""
-        return web.json_response(self.hub.document(), headers=_JSON_HEADERS)
+        return web.json_response(self.hub.document(), headers=NO_STORE_HEADERS)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """`GET /api/events`: the live stream, until the browser or the server ends it."""
         response = web.StreamResponse(
             headers={
-                **_JSON_HEADERS,
+                **NO_STORE_HEADERS,
                 "Content-Type": "text/event-stream; charset=utf-8",
                 "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
             }
@@ -158,7 +156,7 @@ class ConsoleApi:
         dev = request.match_info["dev"]
         outcome = await self.commands.run(dev, path, payload)
         self.hub.check_errors(dev)
-        return web.json_response(outcome.doc, status=outcome.status, headers=_JSON_HEADERS)
+        return web.json_response(outcome.doc, status=outcome.status, headers=NO_STORE_HEADERS)
 
     async def request_api(self, request: web.Request) -> web.Response:
         """`POST /api/requests/{action}`: one request of the request API; the answer is
@@ -166,15 +164,16 @@ class ConsoleApi:
         handler = self.requests()
         if handler is None:
             doc = {"status": "error", "data": None, "error": NO_REQUEST_API}
-            return web.json_response(doc, status=503, headers=_JSON_HEADERS)
+            return web.json_response(doc, status=503, headers=NO_STORE_HEADERS)
         body = await read_object(request)
         if isinstance(body, web.Response):
             return body
         # Shielded: a browser that goes away mid-change must not cut a change in two
-        # (the server cancels the handlers of lost connections).
+        # (the server cancels the handlers of lost connections). Boards added or removed
+        # reach the open streams through the host's board hooks (`live.LiveHub.install`),
+        # as for a request that came over MQTT.
         response = await asyncio.shield(handler.handle(request.match_info["action"], body))
-        self.hub.check_boards()
-        return web.json_response(response.to_json(), headers=_JSON_HEADERS)
+        return web.json_response(response.to_json(), headers=NO_STORE_HEADERS)
 
 
 def request_handler_of(host: AdapterHost) -> Callable[[], RequestHandler | None]:

@@ -20,7 +20,6 @@ from conduyt_bridge.app.web.status import board_status
 from conduyt_bridge.core.naming import module_slugs
 from conduyt_bridge.device.capabilities import MODE_NAMES, SUBSCRIBE_MODE_NAMES
 from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
-from conduyt_bridge.northbound.host import AdapterHost
 from conduyt_bridge.protocol.constants import Capability, DatastreamType, SubscribeMode
 from conduyt_bridge.protocol.hello import DatastreamDescriptor, HelloResp
 from conduyt_bridge.protocol.module_specs import ArgSpec, CommandSpec, WireType
@@ -208,20 +207,19 @@ def board_document(
 
 
 def console_document(
-    bridge: AdapterHost,
+    health: Mapping[str, Any],
     topics: BridgeTopics,
     boards: Iterable[dict[str, Any]],
     *,
     management: bool,
     login: bool = False,
 ) -> dict[str, Any]:
-    """The whole console: the bridge (`bridge_id`, `version`, `uptime_s`, `broker`,
-    `base_topic`), `management` (whether the request API is there), `login` (whether a
-    token guards the console: the page offers to log out) and the `boards`."""
-    health = bridge.health()
-    health.pop("boards", None)
+    """The whole console: the bridge (`bridge_id`, `version`, `uptime_s`, `broker` of
+    `health`, the bridge's `AdapterHost.health()` document, and `base_topic`),
+    `management` (whether the request API is there), `login` (whether a token guards the
+    console: the page offers to log out) and the `boards`."""
     return {
-        **health,
+        **{key: value for key, value in health.items() if key != "boards"},
         "base_topic": topics.base,
         "management": management,
         "login": login,

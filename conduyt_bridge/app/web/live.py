@@ -34,7 +34,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from conduyt_bridge.app.web.console_doc import board_document, console_document
+from conduyt_bridge.app.web.console_doc import (
+    MAX_ERRORS_SHOWN,
+    board_document,
+    console_document,
+)
 from conduyt_bridge.app.web.status import iso_time
 from conduyt_bridge.core.events import (
     BoardEvent,
@@ -192,10 +196,11 @@ class LiveHub:
 
     def document(self) -> dict[str, Any]:
         """The whole console document (`console_doc.console_document`)."""
-        counters = self.host.health()["boards"]
+        health = self.host.health()
+        counters = health["boards"]
         boards = [self.board_doc(dev, counters.get(dev)) for dev in self.live_boards()]
         return console_document(
-            self.host, self.topics, boards, management=self.management(), login=self.login
+            health, self.topics, boards, management=self.management(), login=self.login
         )
 
     # ---- bus ---------------------------------------------------------------------------
@@ -250,7 +255,7 @@ class LiveHub:
         client = Client()
         client.put(sse("state", self.document()))
         self.clients.add(client)
-        self._known_boards = self._board_marks()
+        self._known_boards = self._board_marks(self.live_boards())
         self._has_clients.set()
         return client
 
@@ -275,23 +280,22 @@ class LiveHub:
 
     # ---- periodic work -----------------------------------------------------------------
 
-    def _board_marks(self) -> tuple[tuple[str, int], ...]:
+    @staticmethod
+    def _board_marks(live: dict[str, Board]) -> tuple[tuple[str, int], ...]:
         # Identity too: a board restarted with new options keeps its id.
-        return tuple((dev, id(b)) for dev, b in self.live_boards().items())
+        return tuple((dev, id(b)) for dev, b in live.items())
 
     def check_boards(self) -> None:
         """Push the whole document if boards were added, removed or replaced since the
         last look."""
-        marks = self._board_marks()
+        live = self.live_boards()
+        marks = self._board_marks(live)
         if marks != self._known_boards:
             self._known_boards = marks
-            live = self.live_boards()
-            for dev in [d for d in self.logs if d not in live]:
-                del self.logs[dev]
-            for dev in [d for d in self.pin_values if d not in live]:
-                del self.pin_values[dev]
-            for dev in [d for d in self._error_marks if d not in live]:
-                del self._error_marks[dev]
+            per_board: tuple[dict[str, Any], ...] = (self.logs, self.pin_values, self._error_marks)
+            for kept in per_board:
+                for dev in [d for d in kept if d not in live]:
+                    del kept[dev]
             if self.clients:
                 self.broadcast("state", self.document())
 
@@ -306,7 +310,8 @@ class LiveHub:
             return
         self._error_marks[dev] = mark
         if self.clients:
-            self.broadcast("errors", {"dev": dev, "errors": list(reversed(errors))[:10]})
+            newest = list(reversed(errors))[:MAX_ERRORS_SHOWN]
+            self.broadcast("errors", {"dev": dev, "errors": newest})
 
     def flush(self) -> None:
         """Push the values gathered since the last flush."""

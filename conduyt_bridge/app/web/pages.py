@@ -17,13 +17,13 @@ from aiohttp import web
 from conduyt_bridge.app.web.security import (
     CONTENT_SECURITY_POLICY,
     CSRF_COOKIE,
+    NO_STORE_HEADERS,
     SESSION_COOKIE,
     Guard,
 )
 
 PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
+    **NO_STORE_HEADERS,
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "Referrer-Policy": "no-referrer",
 }

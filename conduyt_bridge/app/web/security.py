@@ -57,6 +57,9 @@ its style)."""
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+NO_STORE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+"""Headers of every dynamic answer (JSON, metrics, pages): never cached, never sniffed."""
+
 UNAUTHORIZED = (
     "authentication required: send the [http] token as 'Authorization: Bearer <token>' "
     "or log in at /login"
@@ -143,7 +146,7 @@ def new_csrf_value() -> str:
 
 def json_error(status: int, error: str, message: str) -> web.Response:
     """`{"ok": false, "error": …, "message": …}` with `status`."""
-    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    headers = dict(NO_STORE_HEADERS)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="conduyt-bridge"'
     doc = {"ok": False, "error": error, "message": message}
@@ -266,6 +269,7 @@ __all__ = [
     "LOGIN_ADDRESSES",
     "LOGIN_FAILURES",
     "LOGIN_WINDOW_S",
+    "NO_STORE_HEADERS",
     "OPEN_PATHS",
     "SESSION_COOKIE",
     "UNAUTHORIZED",

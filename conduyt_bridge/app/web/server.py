@@ -28,7 +28,7 @@ from conduyt_bridge.app.web.api import MAX_BODY_BYTES, ConsoleApi, request_handl
 from conduyt_bridge.app.web.commands import ConsoleCommands
 from conduyt_bridge.app.web.live import LiveHub
 from conduyt_bridge.app.web.pages import Pages
-from conduyt_bridge.app.web.security import Guard
+from conduyt_bridge.app.web.security import NO_STORE_HEADERS, Guard
 from conduyt_bridge.app.web.status import status_document
 from conduyt_bridge.errors import describe_exception
 from conduyt_bridge.northbound.conduyt.payloads import PayloadFormat
@@ -46,8 +46,6 @@ SHUTDOWN_TIMEOUT_S = 2.0
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """The console's HTML, CSS and JavaScript (package data)."""
-
-_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -108,7 +106,7 @@ class StatusServer:
         uptime = round(time.time() - self.bridge.started_at, 1)
         if mqtt.connected:
             doc: dict[str, Any] = {"status": "ok", "broker": "connected", "uptime_s": uptime}
-            return web.json_response(doc, headers=_NO_STORE)
+            return web.json_response(doc, headers=NO_STORE_HEADERS)
         reason = "MQTT broker link is down"
         if mqtt.last_error:
             reason += f": {mqtt.last_error}"
@@ -118,7 +116,7 @@ class StatusServer:
             "reason": reason,
             "uptime_s": uptime,
         }
-        return web.json_response(doc, status=503, headers=_NO_STORE)
+        return web.json_response(doc, status=503, headers=NO_STORE_HEADERS)
 
     async def readyz(self, request: web.Request) -> web.Response:
         """200 when every board is online, else 503 listing the boards that are not."""
@@ -126,23 +124,24 @@ class StatusServer:
         offline = [dev for dev, state in states.items() if state != "online"]
         if not offline:
             doc: dict[str, Any] = {"status": "ready", "boards": states}
-            return web.json_response(doc, headers=_NO_STORE)
+            return web.json_response(doc, headers=NO_STORE_HEADERS)
         doc = {
             "status": "not ready",
             "reason": "not online: " + ", ".join(offline),
             "offline": offline,
             "boards": states,
         }
-        return web.json_response(doc, status=503, headers=_NO_STORE)
+        return web.json_response(doc, status=503, headers=NO_STORE_HEADERS)
 
     async def prometheus(self, request: web.Request) -> web.Response:
         """The Prometheus exposition (text format, or OpenMetrics if asked for)."""
         body, content_type = self.metrics.render(request.headers.get("Accept"))
-        return web.Response(body=body, headers={**_NO_STORE, "Content-Type": content_type})
+        return web.Response(body=body, headers={**NO_STORE_HEADERS, "Content-Type": content_type})
 
     async def api_status(self, request: web.Request) -> web.Response:
         """The status document as JSON."""
-        return web.json_response(status_document(self.bridge, self.topics), headers=_NO_STORE)
+        doc = status_document(self.bridge, self.topics)
+        return web.json_response(doc, headers=NO_STORE_HEADERS)
 
     async def serve(self, host: str, port: int) -> None:
         """Listen on `host:port` until cancelled (`""` = all interfaces).

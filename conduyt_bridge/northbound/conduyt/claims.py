@@ -280,11 +280,12 @@ class ClaimKeeper:
     def add_board(self, dev: str) -> bool:
         """Board `dev` added at run time (`docs/architecture.md` §11): claimed (True), or
         refused when a live bridge's claim last read on `{base}/+/owner` holds it."""
-        self.boards += [] if dev in self.boards else [dev]
+        if dev not in self.boards:
+            self.boards.append(dev)
         self._by_owner_topic[self.topics.device(dev).owner] = dev
-        claim = self.claims.get(dev)
         if not self._started or dev in self.held:
             return dev in self.held
+        claim = self.claims.get(dev)
         if claim is not None and claim.bridge != self.own.bridge and self._live(claim.bridge):
             self._refuse(dev, claim.bridge)
             return False
