@@ -191,6 +191,11 @@ async def _ask_hello(link: Link, deadline: float) -> Packet | str:
     return "no answer"
 
 
+RFC2217_BACKSTOP_S = 1.0
+"""How much longer than its own connect timeout an `rfc2217://` open may take before the
+probe gives up on it, seconds."""
+
+
 async def probe(
     port: str, timeout_s: float = DEFAULT_TIMEOUT_S, baudrate: int = 115200
 ) -> ScanResult:
@@ -205,9 +210,11 @@ async def probe(
     device = _device_node(port)
     started = time.monotonic()
     transport = SerialTransport(port, baudrate, connect_timeout_s=timeout_s)
-    # An `rfc2217://` open has its own timeout, which says what it waited for: it gets to
-    # fire first.
-    opening = asyncio.timeout(timeout_s + (0.25 if port.startswith("rfc2217://") else 0.0))
+    # An `rfc2217://` open has its own timeout, which says what it waited for: it must
+    # fire first, so the backstop waits a full second longer (a quarter second lost the
+    # race on a loaded machine and the reason lost its "RFC 2217 negotiation").
+    grace_s = RFC2217_BACKSTOP_S if port.startswith("rfc2217://") else 0.0
+    opening = asyncio.timeout(timeout_s + grace_s)
 
     def result(hello: HelloResp | None = None, error: str | None = None) -> ScanResult:
         return ScanResult(port, hello, error, time.monotonic() - started, device)
