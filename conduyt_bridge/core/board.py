@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -29,6 +29,7 @@ from conduyt_bridge.core.events import (
     EventBus,
     PacketReceived,
     PinValue,
+    ReceivedRun,
     TextPrinted,
 )
 from conduyt_bridge.core.naming import datastream_slugs
@@ -59,6 +60,9 @@ from conduyt_bridge.protocol.values import (
     shortest_float32,
     value_decoder,
 )
+
+_DS_EVENT = int(PacketType.DS_EVENT)  # a plain int compares faster than the IntEnum member
+_make = tuple.__new__  # an event tuple without its class's Python-level `__new__`: half the cost
 
 COMMAND_QUEUE_LIMIT = 256
 """Commands waiting per board; more are refused at once with `BUSY`."""
@@ -173,9 +177,7 @@ class Board:
     def require_hello(self) -> HelloResp:
         """The board's HELLO_RESP, if known. Raises ConduytDisconnectedError."""
         if self.hello is None:
-            raise ConduytDisconnectedError(
-                f"board '{self.dev}' has not completed a handshake yet"
-            )
+            raise ConduytDisconnectedError(f"board '{self.dev}' has not completed a handshake yet")
         return self.hello
 
     def require_online(self) -> tuple[DeviceSession, HelloResp]:
@@ -227,6 +229,42 @@ class Board:
             self.log.debug("malformed event", packet=repr(packet), error=describe_exception(exc))
         if self.bus.wants(PacketReceived):
             self.bus.emit(PacketReceived(self.dev, packet))
+
+    def on_events(self, session: DeviceSession, packets: Sequence[Packet]) -> None:
+        """`on_event` for a run of event packets from one serial read (the batch path,
+        `docs/architecture.md` §6.1): the values of a run of DS_EVENTs are recorded with
+        one wall-clock time, then its `DatastreamUpdated` events, each followed by its
+        `PacketReceived` (a `ReceivedRun`), go out in one `EventBus.emit_batch`. Any other
+        packet, and a DS_EVENT that does not decode, ends the run and takes `on_event`."""
+        if session.hello is not None and session.hello is not self.hello:
+            self._adopt_hello(session.hello)  # events can arrive before on_online
+        bus, dev, table = self.bus, self.dev, self._ds_by_index
+        values, times, now = self.values, self.value_times, time.time()
+        updates: list[DatastreamUpdated] = []
+        raw, start = bus.wants(PacketReceived), 0  # the run is packets[start:i]
+        for i, packet in enumerate(packets):
+            payload = packet.payload
+            known = table.get(payload[0]) if packet.type == _DS_EVENT and payload else None
+            if known is not None:
+                slug, ds, decode = known
+                try:
+                    value = decode(payload[1:])
+                except ValueDecodeError:
+                    known = None
+            if known is None:  # not a DS_EVENT, or one on_event reports as malformed
+                self._emit_run(updates, packets[start:i] if raw else ())
+                updates, start = [], i + 1
+                self.on_event(session, packet)
+                continue
+            values[slug] = value
+            times[slug] = now
+            updates.append(_make(DatastreamUpdated, (dev, slug, ds, value, now)))
+        self._emit_run(updates, (packets[start:] if start else packets) if raw else ())
+
+    def _emit_run(self, updates: list[DatastreamUpdated], packets: Sequence[Packet]) -> None:
+        counts = self._type_counts
+        counts[_DS_EVENT] = counts.get(_DS_EVENT, 0) + len(updates)
+        self.bus.emit_batch(updates, ReceivedRun(self.dev, packets) if packets else ())
 
     def on_text(self, session: DeviceSession, line: TextLine) -> None:
         """Emit a line the sketch printed, at most `LOG_LINES_PER_S` per second after a
@@ -282,8 +320,7 @@ class Board:
         if ds is None:
             known = ", ".join(sorted(self.ds_by_slug)) or "none"
             raise ConduytCapabilityError(
-                f"datastream '{slug}' does not exist on board '{self.dev}' (datastreams: "
-                f"{known})",
+                f"datastream '{slug}' does not exist on board '{self.dev}' (datastreams: {known})",
                 ErrorName.UNKNOWN_DATASTREAM,
             )
         return ds

@@ -14,6 +14,10 @@ Delivery (`docs/architecture.md` §3):
 - `EventBus.emit(event)` calls every listener in subscription order, synchronously, on
   the event loop: listeners must not block (publishing to an outbox is fine). This is the
   hot path (one call per DS_EVENT).
+- `EventBus.emit_batch(events, after)` does what `emit` does for each of several events
+  (a board's DS_EVENTs of one serial read, each followed by its `PacketReceived`),
+  calling a listener that subscribed with a `batch` handler once with all those of its
+  class (`docs/architecture.md` §6.1).
 - `await EventBus.deliver(event)` does the same and also awaits the listeners that return
   an awaitable, in order: used for the lifecycle events (`BoardOnline`, `BoardOffline`)
   whose listeners do I/O that must finish before the board's state is announced.
@@ -25,8 +29,8 @@ listener (one adapter's bug never silences another), see `EventBus.emit`.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, NamedTuple, overload
 
 import structlog
 
@@ -87,6 +91,38 @@ class PacketReceived(NamedTuple):
     packet: Packet
 
 
+class ReceivedRun(Sequence[PacketReceived]):
+    """The `PacketReceived` events of a run of packets of one board, each built when it
+    is read: `EventBus.emit_batch` takes one as `after`, so a run nobody reads packet by
+    packet (the Conduyt layout reads `packets` at once) builds no event record at all
+    (`docs/architecture.md` §6.1)."""
+
+    __slots__ = ("dev", "packets")
+
+    def __init__(self, dev: str, packets: Sequence[Packet]) -> None:
+        self.dev = dev
+        self.packets = packets
+
+    def __len__(self) -> int:
+        return len(self.packets)
+
+    @overload
+    def __getitem__(self, index: int) -> PacketReceived: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ReceivedRun: ...
+
+    def __getitem__(self, index: int | slice) -> PacketReceived | ReceivedRun:
+        if isinstance(index, slice):
+            return ReceivedRun(self.dev, self.packets[index])
+        return PacketReceived(self.dev, self.packets[index])
+
+    def __iter__(self) -> Iterator[PacketReceived]:
+        dev = self.dev
+        for packet in self.packets:
+            yield PacketReceived(dev, packet)
+
+
 class TextPrinted(NamedTuple):
     """A line of text the sketch printed between frames (`docs/serial-text.md`), already
     rate-limited by the core."""
@@ -124,6 +160,10 @@ Listener = Callable[[Any], Awaitable[None] | None]
 may be typed for those alone); may return an awaitable, which `deliver` awaits (and
 `emit` does not)."""
 
+BatchListener = Callable[[Sequence[Any]], None]
+"""A listener's batch form: called with a list of events of one class, in order (all of
+one board); returns nothing (batches are emitted, never delivered)."""
+
 
 class EventBus:
     """Fan-out of `BoardEvent`s to any number of listeners (one bus per bridge).
@@ -143,6 +183,9 @@ class EventBus:
         self._early: list[_Subscription] = []
         self._late: list[_Subscription] = []
         self._by_kind: dict[type, tuple[Listener, ...]] = {}
+        self._batch_by_kind: dict[
+            tuple[type, type | None], tuple[tuple[Listener, BatchListener | None, bool, bool], ...]
+        ] = {}
 
     def subscribe(
         self,
@@ -151,23 +194,28 @@ class EventBus:
         kinds: tuple[type[BoardEvent], ...] = (),
         first: bool = False,
         late: bool = False,
+        batch: BatchListener | None = None,
     ) -> Callable[[], None]:
         """Add `listener` for every event, or only those of the classes in `kinds` (an
         adapter that needs `BoardOnline` alone costs the DS_EVENT hot path nothing); it
         runs after the listeners already there, before them with `first`, or after every
-        non-`late` one with `late`. Returns a function that removes it again."""
-        entry = _Subscription(listener, kinds)
+        non-`late` one with `late`. `batch`: the same listener taking a list of events
+        at once, which `emit_batch` calls instead of `listener` for each (it must do what
+        those calls would do). Returns a function that removes it again."""
+        entry = _Subscription(listener, kinds, batch)
         group = self._late if late else self._early
         if first:
             group.insert(0, entry)
         else:
             group.append(entry)
         self._by_kind = {}
+        self._batch_by_kind = {}
 
         def unsubscribe() -> None:
             if entry in group:
                 group.remove(entry)
                 self._by_kind = {}
+                self._batch_by_kind = {}
 
         return unsubscribe
 
@@ -204,6 +252,45 @@ class EventBus:
             if result is not None and inspect.iscoroutine(result):
                 result.close()
 
+    def emit_batch(self, events: Sequence[BoardEvent], after: Sequence[BoardEvent] = ()) -> None:
+        """`emit` each of `events` (all of one class, of one board) followed by the one at
+        the same place in `after` (all of another class, as many; e.g. a DS_EVENT's
+        `DatastreamUpdated`, then its `PacketReceived`), with the same listeners and
+        isolation as `emit`; but listener by listener, not event by event. A listener
+        taking one of the two classes gets that class's events in one call of its `batch`
+        handler if it has one, else one call each; a listener taking both gets them
+        interleaved, one call each, so every listener sees what it saw from `emit`."""
+        if not events:
+            return
+        second = type(after[0]) if after else None
+        key = (type(events[0]), second)
+        entries = self._batch_by_kind.get(key)
+        if entries is None:
+            entries = self._batch_table(*key)
+        for listener, batch, first_too, second_too in entries:
+            if first_too and second_too:
+                for pair in zip(events, after, strict=True):
+                    _call_each(listener, pair)
+            elif batch is not None:
+                try:
+                    batch(events if first_too else after)
+                except Exception:
+                    log.exception("event listener failed", event_type=key[0].__name__)
+            else:
+                _call_each(listener, events if first_too else after)
+
+    def _batch_table(
+        self, first: type, second: type | None
+    ) -> tuple[tuple[Listener, BatchListener | None, bool, bool], ...]:
+        found = []
+        for entry in (*self._early, *self._late):
+            first_too = not entry.kinds or issubclass(first, entry.kinds)
+            second_too = second is not None and (not entry.kinds or issubclass(second, entry.kinds))
+            if first_too or second_too:
+                found.append((entry.listener, entry.batch, first_too, second_too))
+        self._batch_by_kind[(first, second)] = table = tuple(found)
+        return table
+
     async def deliver(self, event: BoardEvent, *, isolate: bool = False) -> None:
         """Call every listener with `event`, in order, awaiting those that return an
         awaitable. A listener's exception propagates (the session drops the link and logs
@@ -220,18 +307,38 @@ class EventBus:
                 log.exception("event listener failed", event_type=type(event).__name__)
 
 
+def _call_each(listener: Listener, events: Sequence[BoardEvent]) -> None:
+    """`listener(event)` for each, isolated as in `EventBus.emit`."""
+    for event in events:
+        try:
+            result = listener(event)
+        except Exception:
+            log.exception("event listener failed", event_type=type(event).__name__)
+            continue
+        if result is not None and inspect.iscoroutine(result):
+            result.close()
+
+
 class _Subscription:
-    """One `subscribe` call: the listener and the event classes it takes (all if empty).
-    Compared by identity, so the same listener subscribed twice is removed once."""
+    """One `subscribe` call: the listener, the event classes it takes (all if empty) and
+    its batch form, if any. Compared by identity, so the same listener subscribed twice is
+    removed once."""
 
-    __slots__ = ("kinds", "listener")
+    __slots__ = ("batch", "kinds", "listener")
 
-    def __init__(self, listener: Listener, kinds: tuple[type[BoardEvent], ...]) -> None:
+    def __init__(
+        self,
+        listener: Listener,
+        kinds: tuple[type[BoardEvent], ...],
+        batch: BatchListener | None = None,
+    ) -> None:
         self.listener = listener
         self.kinds = kinds
+        self.batch = batch
 
 
 __all__ = [
+    "BatchListener",
     "BoardEvent",
     "BoardOffline",
     "BoardOnline",
@@ -241,5 +348,6 @@ __all__ = [
     "Listener",
     "PacketReceived",
     "PinValue",
+    "ReceivedRun",
     "TextPrinted",
 ]

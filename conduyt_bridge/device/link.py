@@ -32,6 +32,10 @@ class Link:
     on_close: Callable[[], Awaitable[None]] | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    buffered: bool = False
+    """True when the last read took a whole `READ_CHUNK`, so more bytes may wait in the
+    stream's buffer and the next read may return without suspending; False when it took
+    less: the buffer is empty (`StreamReader.read` returns what is buffered, up to n)."""
     _closed: bool = field(default=False, repr=False)
 
     async def receive(self) -> list[Packet | FrameError]:
@@ -53,6 +57,7 @@ class Link:
         if not data:
             raise LinkClosedError(f"{self.description}: end of stream")
         self.bytes_in += len(data)
+        self.buffered = len(data) == READ_CHUNK
         return self.deframer.feed_stream(data)
 
     async def send(self, packet: bytes) -> None:

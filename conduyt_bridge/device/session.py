@@ -20,7 +20,7 @@ one after a stall (`docs/protocol.md` Q24): the handshake drains that backlog fi
 Parts live in sibling modules: the settings read (`session_config`), the counters
 (`session_stats`), the pending-request table (`pending`), the keepalive (`keepalive`),
 the wait before a reopen (`reopen`), the backlog drain (`backlog`), reboot evidence
-(`reboot`) and why a link ended (`link_loss`).
+(`reboot`), why a link ended (`link_loss`) and the read loop (`receive`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from conduyt_bridge.device.keepalive import keepalive
 from conduyt_bridge.device.link import Link
 from conduyt_bridge.device.link_loss import LinkLoss, LossKind, loss_kind
 from conduyt_bridge.device.pending import PendingTable
-from conduyt_bridge.device.reboot import BOOT_NOISE_BYTES, RerunLimiter
+from conduyt_bridge.device.reboot import RerunLimiter
+from conduyt_bridge.device.receive import read_loop
 from conduyt_bridge.device.reopen import wait_before_reopen
 from conduyt_bridge.device.serial_text import boot_banner
 from conduyt_bridge.device.session_config import SessionConfig
@@ -64,7 +65,7 @@ from conduyt_bridge.protocol.constants import (
     type_name,
 )
 from conduyt_bridge.protocol.errors import HelloParseError
-from conduyt_bridge.protocol.framing import FrameError, TextLine
+from conduyt_bridge.protocol.framing import TextLine
 from conduyt_bridge.protocol.hello import HelloResp, parse_hello
 from conduyt_bridge.protocol.packet import Packet, encode_packet
 
@@ -94,7 +95,8 @@ class SessionObserver(Protocol):
 
     def on_event(self, session: DeviceSession, packet: Packet) -> None:
         """An event (DS_EVENT, PIN_EVENT, MOD_EVENT, STREAM_DATA, LOG, FATAL, or a reply
-        nobody waits for). Must not block."""
+        nobody waits for). Must not block. An observer may also have `on_events` (a run
+        of event packets from one read at once, `conduyt_bridge.device.receive`)."""
         ...
 
     def on_text(self, session: DeviceSession, line: TextLine) -> None:
@@ -298,7 +300,7 @@ class DeviceSession:
         self._window = asyncio.Semaphore(1 if link.stop_and_wait else 4)
         self.state = SessionState.CONNECTING
         self._last_rx = time.monotonic()
-        reader = asyncio.create_task(self._read_loop(link), name=f"read-{self.device_id}")
+        reader = asyncio.create_task(read_loop(self, link), name=f"read-{self.device_id}")
         ka: asyncio.Task[None] | None = None
         try:
             await self._handshake(link, reader)
@@ -431,32 +433,6 @@ class DeviceSession:
         task = asyncio.get_running_loop().create_task(rerun())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _read_loop(self, link: Link) -> None:
-        stats = link.deframer.stats
-        noise = stats.noise_bytes
-        while True:
-            items = await link.receive_stream()
-            # StreamReader.read returns without suspending while bytes are buffered, so a
-            # board that pushes faster than we decode would starve every other task
-            # (MQTT publishing, other boards): yield once per chunk.
-            await asyncio.sleep(0)
-            now = time.monotonic()  # once per chunk (~270 DS_EVENTs), not per packet
-            for item in items:
-                if isinstance(item, Packet):  # the common case first
-                    self._last_rx = now
-                    self.stats.packets_in += 1
-                    self._dispatch(item)
-                elif isinstance(item, FrameError):
-                    self.stats.frame_error(item.reason)
-                    self.log.debug("frame dropped", reason=str(item.reason), detail=item.detail)
-                else:
-                    self._on_text(item)
-            if stats.noise_bytes - noise >= BOOT_NOISE_BYTES:
-                self.suspect_reboot(
-                    f"{stats.noise_bytes - noise} bytes of non-text noise on the line"
-                )
-            noise = stats.noise_bytes
 
     def _on_text(self, line: TextLine) -> None:
         self.stats.text_lines += 1

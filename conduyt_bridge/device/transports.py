@@ -103,7 +103,25 @@ class SerialTransport:
                 ) from None
         else:
             reader, writer = await serialx.open_serial_connection(self.url, self.baudrate)
+        limit_read_size(writer.transport)
         return Link(reader, writer, CobsDeframer(), self.url)
+
+
+SERIAL_READ_SIZE = 64 * 1024
+"""Bytes asked of a serial device per `read` system call (`limit_read_size`)."""
+
+
+def limit_read_size(transport: object) -> None:
+    """Ask a serialx file-descriptor transport for `SERIAL_READ_SIZE` bytes per `read`
+    instead of its default 256 KiB (`DescriptorTransport.max_size`).
+
+    A tty never hands over more than its 4 KiB line-discipline buffer per read, but
+    `os.read(fd, n)` makes a buffer of n bytes first: measured on a pty under a
+    streaming board, a 256 KiB read cost about 25 µs against 3-4 µs for 64 KiB,
+    several µs per DS_EVENT (`docs/architecture.md` §6.1). Transports without the
+    attribute (sockets) are left alone."""
+    if isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = SERIAL_READ_SIZE  # type: ignore[attr-defined]
 
 
 async def tcp_reachable(host: str, port: int, timeout_s: float) -> bool:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from cobs import cobs
 
-from conduyt_bridge.protocol.constants import OVERHEAD
+from conduyt_bridge.protocol.constants import HEADER_SIZE, OVERHEAD, PROTOCOL_VERSION
+from conduyt_bridge.protocol.crc8 import CRC8_TABLE
 from conduyt_bridge.protocol.deframer import (
     BaseDeframer,
     FrameErrorReason,
@@ -24,7 +25,7 @@ from conduyt_bridge.protocol.deframer import (
     frame_error_reason,
 )
 from conduyt_bridge.protocol.errors import ProtocolError
-from conduyt_bridge.protocol.packet import Packet, decode_prefix
+from conduyt_bridge.protocol.packet import PACKET_SETTERS, Packet, decode_prefix
 from conduyt_bridge.protocol.text_lines import DEFAULT_MAX_LINE, displayable, line_text, utf8_cut
 
 __all__ = ["CobsDeframer", "cobs_frame"]
@@ -66,44 +67,92 @@ class CobsDeframer(BaseDeframer):
 
     def feed_stream(self, data: bytes | bytearray) -> list[StreamItem]:
         out: list[StreamItem] = []
-        start = 0
+        if type(data) is not bytes:
+            data = bytes(data)  # frames are bytes, so packets keep them as `wire`
+        # One C call splits the whole read into its frames (a firehose board's 4 KiB read
+        # holds ~270): the last part is the start of a frame still arriving.
+        *frames, rest = data.split(b"\x00")
+        if frames:
+            # The first one may complete a frame begun in an earlier read.
+            self._end_frame(frames[0], out)
+            if len(frames) > 1:
+                self._decode_whole(frames, out)
+        if self._discarding:
+            self.stats.garbage_bytes += len(rest)
+        else:
+            self._buf += rest
+            self._pop_text(out)
+            if len(self._buf) > self.max_frame:
+                self._overflow(out)
+        return out
+
+    def _decode_whole(self, frames: list[bytes], out: list[StreamItem]) -> None:
+        """`_end_frame` for `frames[1:]`, frames that lay whole within one read.
+
+        The hot path (`docs/architecture.md` §6.1): a frame holding exactly one valid
+        packet is decoded inline, with the checks of `decode_prefix` in its order
+        (length, magic, version, LEN against `max_payload`, CRC); any other frame (empty,
+        oversize, text, garbage, an error) takes `_end_frame`, which decodes it again and
+        reports exactly what it reports for a frame read in pieces."""
         limit = self.max_frame
-        while True:
-            idx = data.find(0, start)
-            if idx < 0:
-                rest = data[start:]
-                if self._discarding:
-                    self.stats.garbage_bytes += len(rest)
-                else:
-                    self._buf += rest
-                    self._pop_text(out)
-                    if len(self._buf) > limit:
-                        self._overflow(out)
-                return out
-            chunk = data[start:idx]
-            start = idx + 1
-            if self._discarding:
-                self._discarding = False
-                self.stats.garbage_bytes += len(chunk)
-                continue
-            if self._buf:
-                self._buf += chunk
-                frame = bytes(self._buf)
-                self._buf.clear()
-            else:
-                frame = bytes(chunk)
-            if not frame:
-                self.stats.empty_frames += 1
-            elif len(frame) > limit:
-                self._drop(
-                    out,
-                    FrameErrorReason.OVERSIZE,
-                    f"frame of {len(frame)} bytes exceeds {limit} bytes",
-                    frame,
-                )
-                self.stats.garbage_bytes += len(frame)
-            else:
-                self._decode(frame, out)
+        max_payload = self.max_payload
+        decode = cobs.decode
+        table = CRC8_TABLE
+        version = PROTOCOL_VERSION
+        new, set_type, set_seq, set_payload, set_wire = PACKET_SETTERS
+        decoded = 0
+        for i in range(1, len(frames)):
+            frame = frames[i]
+            if 0 < len(frame) <= limit:
+                try:
+                    raw = decode(frame)
+                except cobs.DecodeError:
+                    raw = b""
+                size = len(raw)
+                if size >= OVERHEAD and raw[0] == 0x43 and raw[1] == 0x44 and raw[2] == version:
+                    length = raw[5] | (raw[6] << 8)
+                    end = HEADER_SIZE + length
+                    if length <= max_payload and size > end:
+                        crc = 0
+                        for b in raw[2:end]:
+                            crc = table[crc ^ b]
+                        if crc == raw[end]:
+                            # `decoded_packet` inlined: one Python call less per packet.
+                            packet = new(Packet)
+                            set_type(packet, raw[3])
+                            set_seq(packet, raw[4])
+                            set_payload(packet, raw[HEADER_SIZE:end])
+                            set_wire(packet, raw if size == end + 1 else None)
+                            out.append(packet)
+                            decoded += 1
+                            continue
+            self._end_frame(frame, out)
+        self.stats.packets += decoded
+
+    def _end_frame(self, chunk: bytes, out: list[StreamItem]) -> None:
+        """The bytes up to a delimiter: the end of the buffered frame, or a whole one."""
+        if self._discarding:
+            self._discarding = False
+            self.stats.garbage_bytes += len(chunk)
+            return
+        if self._buf:
+            self._buf += chunk
+            frame = bytes(self._buf)
+            self._buf.clear()
+        else:
+            frame = bytes(chunk)
+        if not frame:
+            self.stats.empty_frames += 1
+        elif len(frame) > self.max_frame:
+            self._drop(
+                out,
+                FrameErrorReason.OVERSIZE,
+                f"frame of {len(frame)} bytes exceeds {self.max_frame} bytes",
+                frame,
+            )
+            self.stats.garbage_bytes += len(frame)
+        else:
+            self._decode(frame, out)
 
     def _overflow(self, out: list[StreamItem]) -> None:
         self._drop(

@@ -128,7 +128,7 @@ def decode_prefix(
     if crc != data[end]:
         raise CrcMismatchError(crc, data[end])
     wire = data if end + 1 == size and type(data) is bytes else None
-    return _decoded(data[3], data[4], bytes(data[HEADER_SIZE:end]), wire), end + 1
+    return decoded_packet(data[3], data[4], bytes(data[HEADER_SIZE:end]), wire), end + 1
 
 
 _new_packet = object.__new__
@@ -136,13 +136,17 @@ _set_type = vars(Packet)["type"].__set__
 _set_seq = vars(Packet)["seq"].__set__
 _set_payload = vars(Packet)["payload"].__set__
 _set_wire = vars(Packet)["wire"].__set__
+PACKET_SETTERS = (_new_packet, _set_type, _set_seq, _set_payload, _set_wire)
+"""What `decoded_packet` calls, for a decoder that inlines it (the COBS deframer's hot
+loop): `object.__new__` and the slot setters of `type`, `seq`, `payload` and `wire`."""
 
 
-def _decoded(type_: int, seq: int, payload: bytes, wire: bytes | None) -> Packet:
-    """A `Packet` from fields `decode_prefix` has checked already (TYPE and SEQ are bytes,
-    LEN is a u16), without `__init__`'s checks: a third of the cost of building a packet
-    on the DS_EVENT hot path (`docs/architecture.md` §6.1). Sets the slots directly, as a
-    frozen dataclass's own `__init__` does."""
+def decoded_packet(type_: int, seq: int, payload: bytes, wire: bytes | None) -> Packet:
+    """A `Packet` from fields a decoder has checked already (`decode_prefix`, the COBS
+    deframer's inline loop: TYPE and SEQ are bytes, LEN is a u16), without `__init__`'s
+    checks: a third of the cost of building a packet on the DS_EVENT hot path
+    (`docs/architecture.md` §6.1). Sets the slots directly, as a frozen dataclass's own
+    `__init__` does."""
     packet: Packet = _new_packet(Packet)
     _set_type(packet, type_)
     _set_seq(packet, seq)

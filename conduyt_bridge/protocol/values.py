@@ -191,9 +191,10 @@ ValueDecoder = Callable[[bytes], DatastreamValue]
 def value_decoder(ds: DatastreamDescriptor) -> ValueDecoder:
     """`decode_value` for `ds`, with the choice by declared type made once (per
     HELLO_RESP, not per DS_EVENT): the same results and errors. A FLOAT32 value of 4
-    bytes, the common case, takes a fast path: the 6-digit text is kept when it packs back
-    to exactly the received bytes, which is what `shortest_float32` returns first for a
-    normal float (`docs/architecture.md` §6.1)."""
+    bytes, the common case, takes a fast path: an integral value up to 2**24 is its own
+    shortest form; otherwise the 6-digit text is kept when it packs back to exactly the
+    received bytes, which is what `shortest_float32` returns first for a normal float
+    (`docs/architecture.md` §6.1)."""
     if ds.known_type is not DatastreamType.FLOAT32:
         return functools.partial(decode_value, ds)
     unpack, pack = _F32.unpack, _F32.pack
@@ -201,6 +202,8 @@ def value_decoder(ds: DatastreamDescriptor) -> ValueDecoder:
     def decode_float32(raw: bytes) -> DatastreamValue:
         if len(raw) == 4:
             value: float = unpack(raw)[0]
+            if -_F32_EXACT_INT <= value <= _F32_EXACT_INT and value.is_integer():
+                return value  # its integer text is the shortest (counters, whole readings)
             if _F32_MIN_NORMAL <= abs(value) < _F32_SHORT_MAX:  # normal, finite
                 candidate = float(f"{value:.6g}")
                 if pack(candidate) == raw:
@@ -210,6 +213,11 @@ def value_decoder(ds: DatastreamDescriptor) -> ValueDecoder:
 
     return decode_float32
 
+
+_F32_EXACT_INT = float(2**24)
+"""Up to here every integer is a float32, 1 or less apart from the next: no decimal with
+fewer digits than the integer's own is nearer than half a step, so `shortest_float32` of
+an integral value is the value itself (zero and -0.0 included)."""
 
 _F32_SHORT_MAX = 3.0e38
 """Below FLT_MAX (3.4028235e38) by more than a 6-digit rounding step, so packing the

@@ -16,7 +16,7 @@ bridge holds its claim (`host.runs(dev)`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
@@ -31,6 +31,7 @@ from conduyt_bridge.core.events import (
     DatastreamUpdated,
     PacketReceived,
     PinValue,
+    ReceivedRun,
     TextPrinted,
 )
 from conduyt_bridge.errors import ConduytPayloadError, ErrorName, describe_exception
@@ -118,10 +119,13 @@ class ConduytAdapter:
         """Register on the host: events, routes, hooks, the health job, final messages."""
         host = self.host
         # One subscription per hot kind, so a DS_EVENT reaches its handler without the
-        # isinstance chain of `on_event` (`docs/architecture.md` §6.1); one position in the
-        # bus for all three, as an event matches exactly one of them.
-        host.bus.subscribe(self.on_datastream, kinds=(DatastreamUpdated,))
-        host.bus.subscribe(self.on_packet, kinds=(PacketReceived,))
+        # isinstance chain of `on_event`, and a serial read's run of them in one batch call
+        # (`docs/architecture.md` §6.1); one position in the bus for all three, as an
+        # event matches exactly one of them.
+        host.bus.subscribe(
+            self.on_datastream, kinds=(DatastreamUpdated,), batch=self.on_datastreams
+        )
+        host.bus.subscribe(self.on_packet, kinds=(PacketReceived,), batch=self.on_packets)
         host.bus.subscribe(self.on_event, kinds=_OTHER_EVENTS)
         # The board's own retained topics (status `online`, hello, meta, states) go out
         # after every other adapter reacted to it coming online (Home Assistant publishes
@@ -165,6 +169,19 @@ class ConduytAdapter:
         ctx = self.boards.get(event.dev)
         if ctx is not None:
             ctx.face.datastream(event.slug, event.datastream, event.value)
+
+    def on_datastreams(self, events: Sequence[DatastreamUpdated]) -> None:
+        """`on_datastream` for a batch of one board's events (`EventBus.emit_batch`)."""
+        ctx = self.boards.get(events[0].dev) if events else None
+        if ctx is not None:
+            ctx.face.datastreams(events)
+
+    def on_packets(self, events: Sequence[PacketReceived]) -> None:
+        """`on_packet` for a batch of one board's events (`EventBus.emit_batch`)."""
+        ctx = self.boards.get(events[0].dev) if events else None
+        if ctx is not None:
+            run = events.packets if isinstance(events, ReceivedRun) else None
+            ctx.raw.on_packets(run if run is not None else [e.packet for e in events])
 
     def on_packet(self, event: PacketReceived) -> None:
         """Mirror an event packet raw / publish a module event (one call per DS_EVENT)."""
@@ -342,9 +359,7 @@ class ConduytAdapter:
         """Publish the retained `{base}/bridge/{id}/devices` inventory: a JSON list, one
         entry per configured board (a refused one with state `refused` and `reason`)."""
         refused = self.refused
-        inventory = [
-            ctx.face.inventory_entry(refused.get(dev)) for dev, ctx in self.boards.items()
-        ]
+        inventory = [ctx.face.inventory_entry(refused.get(dev)) for dev, ctx in self.boards.items()]
         self.host.mqtt.publish(self.topics.devices, dumps(inventory), qos=1, retain=True)
 
     async def health_loop(self) -> None:

@@ -8,12 +8,16 @@ published, the datastream topics it made retained).
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
+from math import isfinite
 from typing import Any
 
 import structlog
 
 from conduyt_bridge.core.board import Board
+from conduyt_bridge.core.events import DatastreamUpdated
 from conduyt_bridge.core.naming import module_slugs
 from conduyt_bridge.errors import ConduytError
 from conduyt_bridge.northbound.conduyt.payloads import (
@@ -56,6 +60,8 @@ class BoardFace:
         """`ts` of JSON payloads, its text built once per second."""
         self._ds_topics: dict[str, str] = {}
         """`{dev}/ds/{slug}` per slug, built once (the DS_EVENT hot path)."""
+        self._units: dict[int, tuple[DatastreamDescriptor, str]] = {}
+        """Datastream index → the datastream and its unit as JSON text (`_unit_json`)."""
 
     @property
     def dev(self) -> str:
@@ -91,6 +97,45 @@ class BoardFace:
         if ds.retain:
             self.published_ds_topics.add(topic)
             self.retained_payloads[slug] = payload
+
+    def datastreams(self, events: Sequence[DatastreamUpdated]) -> None:
+        """`datastream` for each event, in order (the batch path, `docs/architecture.md`
+        §6.1): the QoS 0 states go to the connection in one `publish_many` call, a
+        retained one (QoS 1) through `datastream` between them. JSON `ts` is read once
+        per batch; a number's payload is built without `format_state`'s dispatch."""
+        topics = self._ds_topics
+        as_json = self.payload_format == "json"
+        ts = self.clock.now() if as_json else ""
+        qos0 = self.state_qos == 0
+        batch: list[tuple[str, bytes]] = []
+        for event in events:
+            ds = event.datastream
+            if ds.retain or not qos0:
+                if batch:
+                    self.mqtt.publish_many(batch)
+                    batch = []
+                self.datastream(event.slug, ds, event.value)
+                continue
+            topic = topics.get(event.slug)
+            if topic is None:
+                topic = topics[event.slug] = self.topics.ds(event.slug)
+            value = event.value
+            if type(value) is not float or not isfinite(value):
+                payload = format_state(value, self.payload_format, ds.unit, ts or None)
+            elif as_json:  # json.dumps writes a finite float as its repr, as here
+                payload = f'{{"value":{value!r},"unit":{self._unit_json(ds)},"ts":"{ts}"}}'.encode()
+            else:
+                payload = repr(value).encode()
+            batch.append((topic, payload))
+        if batch:
+            self.mqtt.publish_many(batch)
+
+    def _unit_json(self, ds: DatastreamDescriptor) -> str:
+        """`ds.unit` as a JSON string, as `format_state` writes it (kept per datastream)."""
+        cached = self._units.get(ds.index)
+        if cached is None or cached[0] is not ds:
+            cached = self._units[ds.index] = (ds, json.dumps(ds.unit, ensure_ascii=False))
+        return cached[1]
 
     def pin(self, pin: int, value: int, *, coalesce: bool = True) -> None:
         """Publish a pin value (0/1 or raw ADC counts) on `{dev}/pin/{n}`, not retained.
@@ -218,9 +263,7 @@ class BoardFace:
         """Answer on the MQTT 5 Response Topic (with Correlation Data), if one was given."""
         if response_topic:
             props = publish_properties(correlation_data)
-            self.mqtt.publish(
-                response_topic, dumps(doc), qos=1, properties=props, coalesce=False
-            )
+            self.mqtt.publish(response_topic, dumps(doc), qos=1, properties=props, coalesce=False)
 
     def report(
         self,

@@ -8,7 +8,8 @@ is queued in an outbox coalesced per topic (the latest value wins) and flushed w
 broker is reachable, so the boards' read loops never wait on the broker
 (`docs/architecture.md` §6).
 
-Beside it: `outbox` (the coalescing outbox), `client` (aiomqtt clients from the `[mqtt]`
+Beside it: `publishing` (the publish half of the class: fast path, QoS 1 window, outbox
+drain), `outbox` (the coalescing outbox), `client` (aiomqtt clients from the `[mqtt]`
 settings, the retained read), `subscriptions`, `packets` (QoS 0 PUBLISH encoding) and
 `fastpath` (the QoS 0 writer, TCP_NODELAY: the only reach below aiomqtt's API, §6.1).
 """
@@ -23,7 +24,6 @@ from typing import Any
 
 import aiomqtt
 import structlog
-from paho.mqtt.properties import Properties
 
 from conduyt_bridge.errors import describe_exception
 from conduyt_bridge.northbound.mqtt.broker_errors import describe_broker_error
@@ -40,7 +40,6 @@ from conduyt_bridge.northbound.mqtt.fastpath import (
     Qos0Writer,
     paho_queue_bytes,
     prepare_session,
-    send_qos0,
     set_nodelay,
 )
 from conduyt_bridge.northbound.mqtt.inbound import (
@@ -49,6 +48,7 @@ from conduyt_bridge.northbound.mqtt.inbound import (
     InboundStats,
 )
 from conduyt_bridge.northbound.mqtt.outbox import OUTBOX_LIMIT, Outbox, OutMessage
+from conduyt_bridge.northbound.mqtt.publishing import QOS0_BACKOFF_S, Publishing
 from conduyt_bridge.northbound.mqtt.subscriptions import Subscriptions
 from conduyt_bridge.northbound.mqtt.urls import redact_url
 
@@ -69,23 +69,20 @@ __all__ = [
 
 log = structlog.stdlib.get_logger("conduyt_bridge.northbound.mqtt")
 
-PUBLISH_TIMEOUT_S = 10.0
-"""How long one QoS 1 publish may wait for its PUBACK before it counts as failed."""
-
-QOS0_BACKOFF_S = 0.005
-"""Pause of the outbox drain while the QoS 0 writer (or paho's queue) is full."""
-
 CLOSE_TIMEOUT_S = 1.0
 """Longest `close` waits for the PUBACKs of its final messages. A broker stopped at the same
 moment as the bridge (`docker compose down`) never sends them, and shutdown must not hang
 on that; a live broker acknowledges within milliseconds."""
 
 
+PUBLISH_TIMEOUT_S = 10.0
+"""How long one QoS 1 publish may wait for its PUBACK before it counts as failed."""
+
 MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 
 
-class MqttConnection:
+class MqttConnection(Publishing):
     """Keeps one MQTT connection alive forever and publishes from a coalescing outbox.
 
     `on_connect` runs after every (re)connect, once subscriptions are in place, so the
@@ -185,70 +182,6 @@ class MqttConnection:
         """Wait until the broker link is up. Raises TimeoutError."""
         async with asyncio.timeout(timeout_s):
             await self._connected.wait()
-
-    # ---- publishing ---------------------------------------------------------------------
-
-    def publish(
-        self,
-        topic: str,
-        payload: bytes | str,
-        *,
-        qos: int = 0,
-        retain: bool = False,
-        properties: Properties | None = None,
-        coalesce: bool = True,
-    ) -> None:
-        """Publish without waiting: at once while connected and the publish window has room,
-        else through the outbox. With `coalesce`, a newer message for the same topic
-        replaces one still waiting in the outbox (state topics: the latest value wins).
-        Nothing overtakes a message for the same topic still waiting in the outbox.
-        Raises ValueError for a topic a PUBLISH may not carry (`packets.topic_prefix`)."""
-        bulk = self._rate.tick()
-        if bulk is not None:
-            self._follow_rate(bulk)
-        data = payload.encode() if isinstance(payload, str) else payload
-        writer = self._writer
-        if (
-            qos == 0
-            and writer is not None
-            and properties is None
-            and not (coalesce and topic in self._latest)
-            and self._may_send(topic)
-            and writer.write(topic, data, retain)
-        ):
-            self.published += 1  # the fast path (§6.1): no OutMessage, no paho objects
-            return
-        seq = next(self._counter)
-        key: object = topic if coalesce else ("seq", seq)
-        msg = OutMessage(topic, data, qos, retain, properties)
-        if coalesce and (qos > 0 or topic in self._latest):
-            # A QoS 0 message supersedes a failed QoS 1 one for the same topic too.
-            self._latest[topic] = msg
-        client = self._client
-        if client is not None and self._may_send(topic):
-            if qos == 0:
-                if send_qos0(client, self._writer, msg):
-                    self.published += 1
-                    return
-            elif self._in_flight < PUBLISH_WINDOW:
-                self._start_send(client, key, seq, msg)
-                return
-        if self._outbox.put(key, seq, msg, coalesce=coalesce):
-            self.dropped += 1
-        self._wakeup.set()
-
-    def _follow_rate(self, bulk: bool) -> None:
-        # Latency first (Nagle off), unless publishing in bulk: then let TCP coalesce
-        # segments again (`fastpath.PublishRate` says which, once per window).
-        client = self._client
-        if bulk == self._nodelay and client is not None and self._connected.is_set():
-            self._nodelay = not bulk
-            set_nodelay(client, self._nodelay)
-
-    def _may_send(self, topic: str) -> bool:
-        # Connected, no finals going out, nothing for `topic` waiting (not to overtake).
-        outbox = self._outbox.topics
-        return self._connected.is_set() and not self._finalizing and topic not in outbox
 
     def _start_send(self, client: aiomqtt.Client, key: object, seq: int, msg: OutMessage) -> None:
         # The task's first step hands the message to paho (aiomqtt's `publish` calls paho
@@ -454,28 +387,6 @@ class MqttConnection:
         await self._restart.wait()
         self._restart.clear()
         raise aiomqtt.MqttError("reconnect requested")
-
-    async def _publisher(self, client: aiomqtt.Client) -> None:
-        # Drains the outbox (messages queued while away or while the window was full).
-        while True:
-            if not self._outbox:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            key = next(iter(self._outbox))
-            seq, msg = self._outbox[key]
-            if msg.qos == 0:
-                if self._finalizing or not send_qos0(client, self._writer, msg):
-                    await asyncio.sleep(QOS0_BACKOFF_S)  # the socket is behind: let it drain
-                    continue
-                self.published += 1
-                del self._outbox[key]
-            elif self._in_flight < PUBLISH_WINDOW:
-                del self._outbox[key]
-                self._start_send(client, key, seq, msg)
-            else:
-                self._wakeup.clear()
-                await self._wakeup.wait()
 
     def make_client(
         self, identifier: str | None = None, *, persistent: bool = True

@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import aiomqtt
@@ -172,6 +173,33 @@ class Qos0Writer:
             self.flush()
         elif self._handle is None:
             self._handle = self._loop.call_soon(self.flush)
+        return True
+
+    def write_many(self, messages: Sequence[tuple[str, bytes]]) -> bool:
+        """`write(topic, payload, False)` for each message, with the socket and
+        `QOS0_BYTES_LIMIT` checked once for all (so the bytes waiting may pass the limit
+        by one batch); False (nothing queued) when `write` would refuse the first. Raises
+        ValueError like `write`, with the messages before the bad one queued."""
+        if self._paho._sock is None or (self._chunks and self.waiting_bytes >= QOS0_BYTES_LIMIT):
+            return False
+        topics = self._topics
+        buf = self._buf
+        try:
+            for topic, payload in messages:
+                prefix = topics[topic]
+                size = len(prefix) + len(payload)
+                if size < 128:  # one-byte Remaining Length: most telemetry
+                    buf.append(0x30)
+                    buf.append(size)
+                else:
+                    buf += b"\x30" + encode_remaining_length(size)
+                buf += prefix
+                buf += payload
+        finally:
+            if len(buf) >= FLUSH_BYTES:
+                self.flush()
+            elif self._handle is None and buf:
+                self._handle = self._loop.call_soon(self.flush)
         return True
 
     @property
@@ -354,15 +382,15 @@ class PublishRate:
         self._since = time.monotonic()
         self._last = self._since
 
-    def tick(self) -> bool | None:
-        """Count one publish: None within a window, else whether the window that ends
-        here was bulk (at least `BULK_PUBLISH_RATE` publishes/s)."""
+    def tick(self, count: int = 1) -> bool | None:
+        """Count `count` publishes made now: None within a window, else whether the
+        window that ends here was bulk (at least `BULK_PUBLISH_RATE` publishes/s)."""
         now = time.monotonic()
         idle = now - self._last >= RATE_WINDOW_S
         self._last = now
         if idle:  # after a pause: the first message goes out at once
             self._count, self._since = 0, now
-        self._count += 1
+        self._count += count
         elapsed = now - self._since
         if elapsed < RATE_WINDOW_S and not idle:
             return None

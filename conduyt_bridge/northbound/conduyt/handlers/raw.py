@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from conduyt_bridge.core.pins import Subscription
@@ -111,6 +112,8 @@ _PIN_FAMILY = frozenset(
 )
 _I2C_FAMILY = frozenset({PacketType.I2C_WRITE, PacketType.I2C_READ, PacketType.I2C_READ_REG})
 _DS_FAMILY = frozenset({PacketType.DS_WRITE, PacketType.DS_READ, PacketType.DS_SUBSCRIBE})
+
+_DS_EVENT = int(PacketType.DS_EVENT)  # a plain int compares faster than the IntEnum member
 
 TYPED_EVENTS = frozenset({PacketType.DS_EVENT, PacketType.PIN_EVENT, PacketType.MOD_EVENT})
 """Events with a typed topic: raw on `evt/{tt}` only with `raw_mirror` (or, PIN_EVENT, for a
@@ -204,6 +207,33 @@ class RawController:
         if self.enabled and packet.type in EVENT_TYPES and self._mirrors(packet):
             important = packet.type in (PacketType.MOD_EVENT, PacketType.FATAL)
             self.publish_packet(packet, qos=1 if important else 0)
+
+    def on_packets(self, packets: Sequence[Packet]) -> None:
+        """`on_packet` for each, in order (the batch path,
+        `docs/architecture.md` §6.1): with `raw_mirror` off a DS_EVENT publishes nothing
+        here, so those are skipped at once; with it on, the QoS 0 mirrors of a run go out
+        in one `publish_many` call."""
+        config = self.board.config
+        if not (config.allow_raw and config.raw_mirror):
+            for packet in packets:
+                if packet.type != _DS_EVENT:
+                    self.on_packet(packet)
+            return
+        topics: dict[int, str] = {}
+        batch: list[tuple[str, bytes]] = []
+        for packet in packets:
+            if packet.type in (PacketType.MOD_EVENT, PacketType.FATAL):
+                if batch:
+                    self.face.mqtt.publish_many(batch, coalesce=False)
+                    batch = []
+                self.on_packet(packet)
+            elif packet.type in EVENT_TYPES:
+                topic = topics.get(packet.type)
+                if topic is None:
+                    topic = topics[packet.type] = self.face.topics.evt(packet.type)
+                batch.append((topic, packet.encode()))
+        if batch:
+            self.face.mqtt.publish_many(batch, coalesce=False)
 
     def _mirrors(self, packet: Packet) -> bool:
         """Whether an event goes raw on `evt/{tt}` (see the module docstring)."""
