@@ -50,6 +50,7 @@ from conduyt_bridge.northbound.host import (
     Router,
 )
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
+from conduyt_bridge.northbound.mqtt.inbound import payload_bytes
 from conduyt_bridge.version import __version__
 
 log = structlog.stdlib.get_logger(__name__)
@@ -287,9 +288,7 @@ class Bridge:
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
         if self.claims.handles(topic):
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            await self.claims.on_message(topic, data)
+            await self.claims.on_message(topic, payload_bytes(message))
             return
         handler = self._routes.get(topic)
         if handler is not None:

@@ -37,6 +37,7 @@ from conduyt_bridge.app.config import (
     MqttSection,
     Settings,
 )
+from conduyt_bridge.northbound.mqtt.inbound import payload_bytes
 
 BASE_TOPIC = "conduyt"
 """Base topic of the demo bridge."""
@@ -282,8 +283,7 @@ async def print_feed(
         async for message in client.messages:
             if hide is not None and message.topic.matches(hide):
                 continue
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload).encode()
+            data = payload_bytes(message)
             out.line(f"{message.topic.value}  {format_payload(data)}")
 
 

@@ -25,6 +25,7 @@ from conduyt_bridge.northbound.conduyt.topics import BridgeTopics
 from conduyt_bridge.northbound.host import AdapterHost
 from conduyt_bridge.northbound.json_limits import refuse_deep_json
 from conduyt_bridge.northbound.mqtt.connection import publish_properties
+from conduyt_bridge.northbound.mqtt.inbound import payload_bytes, response_route
 
 __all__ = ["MAX_REQUEST_BYTES", "RequestTopics", "decode_request"]
 
@@ -91,20 +92,22 @@ class RequestTopics:
         action = self.topics.request_action(message.topic.value)
         if action is None:
             return False
-        raw = message.payload
-        data = raw if isinstance(raw, bytes) else str(raw or "").encode()
+        data = payload_bytes(message)
         if message.retain and not data:
             return True  # a retained request being cleared
         task = asyncio.get_running_loop().create_task(
-            self.answer(action, data, bool(message.retain), message.properties),
+            self.answer(action, data, bool(message.retain), response_route(message)),
             name=f"request-{action}",
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return True
 
-    async def answer(self, action: str, data: bytes, retained: bool, props: Any) -> None:
-        """Decode, run and answer one request."""
+    async def answer(
+        self, action: str, data: bytes, retained: bool, route: tuple[str | None, bytes | None]
+    ) -> None:
+        """Decode, run and answer one request; `route` is its MQTT 5 Response Topic and
+        Correlation Data (`response_route`)."""
         try:
             if retained:
                 raise BadRequest(
@@ -120,9 +123,8 @@ class RequestTopics:
         body = dumps(response.to_json())
         mqtt = self.bridge.mqtt
         mqtt.publish(self.topics.response(action), body, qos=1, coalesce=False)
-        response_topic = getattr(props, "ResponseTopic", None)  # None without properties
-        if response_topic:
-            correlation = getattr(props, "CorrelationData", None)
+        response_topic, correlation = route
+        if response_topic is not None:
             properties = publish_properties(correlation)
             mqtt.publish(response_topic, body, qos=1, properties=properties, coalesce=False)
 

@@ -52,6 +52,7 @@ from conduyt_bridge.northbound.conduyt.payloads import (
 from conduyt_bridge.northbound.conduyt.topics import BridgeTopics, parse_command_topic
 from conduyt_bridge.northbound.host import Adapter, AdapterHost
 from conduyt_bridge.northbound.mqtt.connection import OutMessage
+from conduyt_bridge.northbound.mqtt.inbound import payload_bytes, response_route
 from conduyt_bridge.protocol.hello import DatastreamDescriptor
 from conduyt_bridge.protocol.values import DatastreamValue
 
@@ -273,18 +274,15 @@ class ConduytAdapter:
             # The bridge that holds the board's claim answers it (`docs/fleet.md` §2).
             log.debug("command for a board another bridge runs", topic=topic)
             return True
-        payload = message.payload
-        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-        props = message.properties
-        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        data = payload_bytes(message)
+        response_topic, correlation = response_route(message)
         command = Command(
             ctx=ctx,
             topic=topic,
             parsed=parsed,
             payload=data,
             retain=bool(message.retain),
-            response_topic=response_topic or None,
+            response_topic=response_topic,
             correlation_data=correlation,
         )
         limit = payload_limit(ctx.board)

@@ -46,6 +46,7 @@ from conduyt_bridge.northbound.homie.publisher import (
 )
 from conduyt_bridge.northbound.host import Adapter, AdapterHost
 from conduyt_bridge.northbound.mqtt.connection import MqttConnection, OutMessage
+from conduyt_bridge.northbound.mqtt.inbound import payload_bytes
 from conduyt_bridge.protocol.constants import PacketType
 
 log = structlog.stdlib.get_logger(__name__)
@@ -298,8 +299,7 @@ class HomieAdapter:
             return
         board = self.host.boards[dev]
         device, node, prop_id = parsed
-        raw = message.payload
-        payload = raw if isinstance(raw, bytes) else str(raw or "").encode()
+        payload = payload_bytes(message)
         prop = self.model(device).property(node, prop_id)
         error = set_refusal(board, device, node, prop_id, prop, len(payload))
         if error is not None or prop is None:

@@ -130,6 +130,23 @@ class InboundStats:
             self._warned_dropped = self.dropped
 
 
+def payload_bytes(message: aiomqtt.Message) -> bytes:
+    """A received message's payload as bytes (aiomqtt types it `bytes | str | int | float |
+    None`; from the broker it is bytes, and an empty or missing one is `b""`)."""
+    payload = message.payload
+    return payload if isinstance(payload, bytes) else str(payload or "").encode()
+
+
+def response_route(message: aiomqtt.Message) -> tuple[str | None, bytes | None]:
+    """A request's MQTT 5 Response Topic (None when absent or empty) and Correlation
+    Data; `(None, None)` for MQTT 3.1.1, which has no properties."""
+    props = message.properties
+    if props is None:
+        return None, None
+    topic = getattr(props, "ResponseTopic", None) or None
+    return topic, getattr(props, "CorrelationData", None)
+
+
 def _size(message: aiomqtt.Message) -> int:
     payload = message.payload
     return len(payload) if isinstance(payload, bytes | bytearray | str) else 0
