@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from cobs import cobs
 
 from conduyt_bridge.protocol.constants import HEADER_SIZE, OVERHEAD, PROTOCOL_VERSION
-from conduyt_bridge.protocol.crc8 import CRC8_TABLE
+from conduyt_bridge.protocol.crc8 import crc8_compiled
 from conduyt_bridge.protocol.deframer import (
     BaseDeframer,
     FrameErrorReason,
@@ -97,7 +97,7 @@ class CobsDeframer(BaseDeframer):
         limit = self.max_frame
         max_payload = self.max_payload
         decode = cobs.decode
-        table = CRC8_TABLE
+        crc8 = crc8_compiled
         version = PROTOCOL_VERSION
         new, set_type, set_seq, set_payload, set_wire = PACKET_SETTERS
         decoded = 0
@@ -112,20 +112,16 @@ class CobsDeframer(BaseDeframer):
                 if size >= OVERHEAD and raw[0] == 0x43 and raw[1] == 0x44 and raw[2] == version:
                     length = raw[5] | (raw[6] << 8)
                     end = HEADER_SIZE + length
-                    if length <= max_payload and size > end:
-                        crc = 0
-                        for b in raw[2:end]:
-                            crc = table[crc ^ b]
-                        if crc == raw[end]:
-                            # `decoded_packet` inlined: one Python call less per packet.
-                            packet = new(Packet)
-                            set_type(packet, raw[3])
-                            set_seq(packet, raw[4])
-                            set_payload(packet, raw[HEADER_SIZE:end])
-                            set_wire(packet, raw if size == end + 1 else None)
-                            out.append(packet)
-                            decoded += 1
-                            continue
+                    if length <= max_payload and size > end and crc8(raw[2:end], 0) == raw[end]:
+                        # `decoded_packet` inlined: one Python call less per packet.
+                        packet = new(Packet)
+                        set_type(packet, raw[3])
+                        set_seq(packet, raw[4])
+                        set_payload(packet, raw[HEADER_SIZE:end])
+                        set_wire(packet, raw if size == end + 1 else None)
+                        out.append(packet)
+                        decoded += 1
+                        continue
             self._end_frame(frame, out)
         self.stats.packets += decoded
 

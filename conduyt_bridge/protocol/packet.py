@@ -15,7 +15,7 @@ from conduyt_bridge.protocol.constants import (
     PROTOCOL_VERSION,
     type_name,
 )
-from conduyt_bridge.protocol.crc8 import CRC8_TABLE
+from conduyt_bridge.protocol.crc8 import crc8_compiled
 from conduyt_bridge.protocol.errors import (
     BadMagicError,
     CrcMismatchError,
@@ -77,12 +77,7 @@ def encode_packet(type_: int, seq: int, payload: bytes = b"") -> bytes:
     if n > MAX_WIRE_PAYLOAD:
         raise OversizePacketError(n, MAX_WIRE_PAYLOAD)
     head = bytes((0x43, 0x44, PROTOCOL_VERSION, type_, seq, n & 0xFF, n >> 8))
-    table = CRC8_TABLE
-    crc = 0
-    for b in head[2:]:
-        crc = table[crc ^ b]
-    for b in payload:
-        crc = table[crc ^ b]
+    crc = crc8_compiled(payload, crc8_compiled(head[2:], 0))
     return head + payload + bytes((crc,))
 
 
@@ -121,10 +116,7 @@ def decode_prefix(
     end = HEADER_SIZE + length
     if size < end + 1:
         raise TruncatedPacketError(end + 1, size)
-    table = CRC8_TABLE
-    crc = 0
-    for b in data[2:end]:
-        crc = table[crc ^ b]
+    crc = crc8_compiled(data[2:end], 0)
     if crc != data[end]:
         raise CrcMismatchError(crc, data[end])
     wire = data if end + 1 == size and type(data) is bytes else None

@@ -27,6 +27,7 @@ from conduyt_bridge.protocol.constants import (
     OVERHEAD,
     is_command_type,
 )
+from conduyt_bridge.protocol.crc8 import crc8_compiled, crc8_reference
 
 PIN_WRITE_13_HIGH = bytes.fromhex("43 44 02 11 01 02 00 0d 01 94")  # §1.1 worked example
 
@@ -62,6 +63,23 @@ def test_crc8_reference_values() -> None:
 @given(st.binary(max_size=200))
 def test_crc8_table_matches_bitwise_definition(data: bytes) -> None:
     assert crc8(data) == crc8_bitwise(data)
+    assert crc8_reference(data) == crc8_bitwise(data)
+
+
+@given(st.binary(max_size=300), st.integers(0, 255))
+def test_compiled_crc8_equals_pure_python_reference(data: bytes, start: int) -> None:
+    """The compiled CRC (fastcrc, `docs/libraries.md` §5) is the table form, from any
+    starting value and on every bytes-like type the deframers hand it."""
+    expected = crc8_reference(data, start)
+    assert crc8(data, start) == expected
+    assert crc8_compiled(data, start) == expected
+    assert crc8(bytearray(data), start) == expected
+    assert crc8(memoryview(data), start) == expected
+
+
+def test_crc8_rejects_text() -> None:
+    with pytest.raises(TypeError, match=r"^a bytes-like object is required, not 'str'$"):
+        crc8("123456789")  # type: ignore[arg-type]
 
 
 @given(st.binary(max_size=100), st.binary(max_size=100))
