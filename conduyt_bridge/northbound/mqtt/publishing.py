@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import aiomqtt
@@ -23,7 +24,7 @@ QOS0_BACKOFF_S = 0.005
 """Pause of the outbox drain while the QoS 0 writer (or paho's queue) is full."""
 
 
-class Publishing:
+class Publishing(ABC):
     """Publishing for `MqttConnection` (which sets every attribute below in `__init__`)."""
 
     _outbox: Outbox
@@ -135,10 +136,10 @@ class Publishing:
         outbox = self._outbox.topics
         return self._connected.is_set() and not self._finalizing and topic not in outbox
 
+    @abstractmethod
     def _start_send(self, client: aiomqtt.Client, key: object, seq: int, msg: OutMessage) -> None:
         """Hand a QoS 1 message to paho in a task (`MqttConnection._start_send`, beside the
         publish timeout it uses)."""
-        raise NotImplementedError
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
         # Drains the outbox (messages queued while away or while the window was full).
