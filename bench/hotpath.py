@@ -11,16 +11,23 @@ machines are shared and noisy and only a side-by-side number means something):
                   logging, timers) divided by the DS_EVENTs delivered on `ds/value` at the
                   subscriber in the same window, µs/event. With `raw_mirror = true` each
                   DS_EVENT is published twice (`ds/value` and raw on `evt/d1`) but counted once.
-                  Configurations: default (MQTT 5, plain), MQTT 3.1.1, JSON payloads, raw mirror;
+                  Configurations: default (MQTT 5, plain), MQTT 3.1.1, JSON payloads, raw mirror,
+                  and read coalescing off (`read_coalesce_ms = 0`: every read at once);
   ratio         : bridge µs/event / bare µs/msg (how many bare publishes one event costs);
   events/s      : DS_EVENTs/s at the subscriber (the firehose is limited by the bridge, so
                   this is the bridge's end-to-end throughput on this machine);
+  offered rate  : a firehose paced at `--rate` events/s (`simulate --rate`: 1 ms bursts, as a
+                  native-USB board's transfers) with no subscriber; the bridge counts what
+                  went through on its own `/metrics` (DS_EVENTs; MQTT messages dropped or
+                  lost bytes must stay 0); µs/event and % of one core, coalescing on and off;
   RSS           : VmRSS of the bridge process with 1/32/128 boards (`--boards`); these are
                   in-process simulated boards (`sim://thermostat`), not ptys, once all are
                   online plus a short settle;
-  idle CPU      : N thermostat boards on ptys (their own processes, one event/s per
-                  datastream as the profile pushes), bridge CPU over `--idle-seconds` / N,
-                  as % of one core per board;
+  idle CPU      : N boards on ptys (their own processes) pushing 1 event/s (a firehose
+                  with `--push-interval 1`), and N thermostats (two datastreams pushed
+                  once a second), bridge CPU over `--idle-seconds` / N,
+                  as % of one core per board (utime+stime count in clock ticks: one tick
+                  is 1 / (CLK_TCK x seconds x N) of a core, printed as the resolution);
   round trip    : `/set` -> state publish latency p50/p99 (thermostat setpoint, in-process
                   bridge, as in `bench/e2e.py`).
 
@@ -34,7 +41,7 @@ event/s; `/set` round trip p50 at most 2 ms and p99 at most 5 ms. Compare the ra
 the absolute µs, between machines.
 
 Usage: python bench/hotpath.py [--seconds 5] [--repeat 3] [--samples 200]
-       [--boards 1,32,128] [--idle-boards 8] [--idle-seconds 10] [--quick]
+       [--boards 1,32,128] [--idle-boards 16] [--idle-seconds 20] [--rate 66000] [--quick]
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ import paho.mqtt.client as paho
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from _common import (
+    CLK_TCK,
     broker_from_env,
     cpu_seconds,
     rss_kib,
@@ -63,7 +71,7 @@ from _common import (
     stop_process,
 )
 from e2e import Counter, pct, set_latency
-from support.net import parse_mqtt_url
+from support.net import free_port, parse_mqtt_url
 
 from conduyt_bridge.app.log import configure_logging
 
@@ -72,6 +80,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "MQTT 3.1.1": {"protocol": "3.1.1"},
     "JSON payloads": {"payload_format": "json"},
     "raw_mirror = true": {"raw_mirror": True},
+    "read_coalesce_ms = 0": {"device": {"read_coalesce_ms": 0}},
 }
 
 
@@ -124,10 +133,17 @@ async def bare_paho(host: str, port: int, n: int) -> tuple[float, float]:
 
 
 def bridge_toml(
-    url: str, base: str, devices: list[str], raw_mirror: bool = False, **mqtt: object
+    url: str,
+    base: str,
+    devices: list[str],
+    raw_mirror: bool = False,
+    device: dict[str, float] | None = None,
+    **mqtt: object,
 ) -> str:
-    """A bridge config: `devices` are ports, ids d0, d1, ...; `mqtt` extra [mqtt] keys."""
+    """A bridge config: `devices` are ports, ids d0, d1, ...; `device` extra numeric keys
+    of each `[[devices]]`; `mqtt` extra [mqtt] keys."""
     extra = "".join(f'{k} = "{v}"\n' for k, v in mqtt.items())
+    device_extra = "".join(f"{k} = {v}\n" for k, v in (device or {}).items())
     text = (
         f'[bridge]\nid = "bench"\nbase_topic = "{base}"\nlog_level = "warning"\n'
         "health_interval_s = 3600\n"
@@ -137,7 +153,7 @@ def bridge_toml(
     for i, port in enumerate(devices):
         text += (
             f'[[devices]]\nid = "d{i}"\nport = "{port}"\nkeepalive_s = 0\n'
-            f"raw_mirror = {'true' if raw_mirror else 'false'}\n"
+            f"raw_mirror = {'true' if raw_mirror else 'false'}\n{device_extra}"
         )
     return text
 
@@ -157,10 +173,11 @@ async def bridge_cost(
     """(µs bridge CPU per DS_EVENT at the subscriber, events/s): medians of `repeat` windows."""
     options = dict(options)
     raw_mirror = bool(options.pop("raw_mirror", False))
+    device = options.pop("device", None)
     base = f"hot-{uuid.uuid4().hex[:6]}"
     link = tmp / f"ttyFH{uuid.uuid4().hex[:4]}"
     config = tmp / f"{base}.toml"
-    config.write_text(bridge_toml(url, base, [str(link)], raw_mirror, **options))
+    config.write_text(bridge_toml(url, base, [str(link)], raw_mirror, device, **options))
     counter = Counter(host, port, f"{base}/d0/ds/value")
     sim = bridge = None
     try:
@@ -188,6 +205,77 @@ async def bridge_cost(
         counter.close()
 
 
+async def scrape(port: int) -> dict[str, float]:
+    """The bridge's `/metrics` samples that the offered-rate row reads, by name."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    wanted = {
+        'conduyt_bridge_events_total{device="d0",type="DS_EVENT"}': "events",
+        "conduyt_bridge_mqtt_published_total": "published",
+        "conduyt_bridge_mqtt_dropped_total": "dropped",
+        "conduyt_bridge_mqtt_lost_bytes_total": "lost_bytes",
+    }
+    out: dict[str, float] = {}
+    for line in body.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            out[wanted[name]] = float(value)
+    return out
+
+
+async def offered_rate_cost(
+    url: str, tmp: Path, seconds: float, repeat: int, rate: int, coalesce_ms: float
+) -> tuple[float, float, float, float]:
+    """A firehose board paced at `rate` DS_EVENTs/s (`simulate --rate`: 1 ms bursts, as a
+    native-USB board's transfers): (µs bridge CPU per DS_EVENT, % of one core, DS_EVENTs/s
+    through the bridge, messages dropped or lost). Counted by the bridge itself
+    (`/metrics`), with no subscriber, so broker and subscriber leave the board and bridge
+    the machine's cores; medians of `repeat` windows."""
+    base = f"hot-{uuid.uuid4().hex[:6]}"
+    link = tmp / f"ttyFR{uuid.uuid4().hex[:4]}"
+    config = tmp / f"{base}.toml"
+    http_port = free_port()
+    text = bridge_toml(url, base, [str(link)], device={"read_coalesce_ms": coalesce_ms})
+    config.write_text(
+        text.replace(
+            "[homeassistant]", f'[http]\nlisten = "127.0.0.1:{http_port}"\n[homeassistant]'
+        )
+    )
+    sim = bridge = None
+    try:
+        sim = await start_pty_board("firehose", link, "--rate", str(rate))
+        bridge = await start_bridge(config)
+        async with asyncio.timeout(30):
+            while True:
+                with contextlib.suppress(OSError):
+                    if (await scrape(http_port)).get("events", 0) > 0:
+                        break
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        costs: list[float] = []
+        cores: list[float] = []
+        rates: list[float] = []
+        first = await scrape(http_port)
+        for _ in range(repeat):
+            m0, cpu0, t0 = await scrape(http_port), cpu_seconds(bridge.pid), time.perf_counter()
+            await asyncio.sleep(seconds)
+            m1, cpu1, t1 = await scrape(http_port), cpu_seconds(bridge.pid), time.perf_counter()
+            events = m1["events"] - m0["events"]
+            costs.append((cpu1 - cpu0) / events * 1e6)
+            cores.append((cpu1 - cpu0) / (t1 - t0) * 100)
+            rates.append(events / (t1 - t0))
+        last = await scrape(http_port)
+        lost = sum(last.get(k, 0) - first.get(k, 0) for k in ("dropped", "lost_bytes"))
+        return statistics.median(costs), statistics.median(cores), statistics.median(rates), lost
+    finally:
+        if bridge is not None:
+            await stop_process(bridge)
+        if sim is not None:
+            await stop_process(sim)
+
+
 async def rss_with(url: str, host: str, port: int, tmp: Path, boards: int) -> float:
     """MiB VmRSS of the bridge with `boards` in-process `sim://thermostat` boards online."""
     base = f"hot-{uuid.uuid4().hex[:6]}"
@@ -206,8 +294,11 @@ async def rss_with(url: str, host: str, port: int, tmp: Path, boards: int) -> fl
         counter.close()
 
 
-async def idle_cpu(url: str, host: str, port: int, tmp: Path, boards: int, seconds: float) -> float:
-    """% of one core the bridge uses per thermostat pty board, over `seconds`."""
+async def idle_cpu(
+    url: str, host: str, port: int, tmp: Path, boards: int, seconds: float, *simulate: str
+) -> float:
+    """% of one core the bridge uses per pty board, over `seconds`; `simulate` is the
+    profile and options of `conduyt-bridge simulate` (default: a thermostat)."""
     base = f"hot-{uuid.uuid4().hex[:6]}"
     links = [tmp / f"ttyTH{uuid.uuid4().hex[:4]}" for _ in range(boards)]
     config = tmp / f"{base}.toml"
@@ -217,7 +308,8 @@ async def idle_cpu(url: str, host: str, port: int, tmp: Path, boards: int, secon
     bridge = None
     try:
         for link in links:
-            sims.append(await start_pty_board("thermostat", link))
+            profile, *options = simulate or ("thermostat",)
+            sims.append(await start_pty_board(profile, link, *options))
         bridge = await start_bridge(config)
         await wait_count(counter, boards, 60, f"{boards} pty boards online")
         await asyncio.sleep(2.0)
@@ -240,8 +332,11 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="/set round trips")
     parser.add_argument("--boards", default="1,32,128", help="RSS points (sim boards)")
     parser.add_argument("--messages", type=int, default=100_000, help="bare paho, per repeat")
-    parser.add_argument("--idle-boards", type=int, default=8, help="thermostat pty boards")
-    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--idle-boards", type=int, default=16, help="thermostat pty boards")
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--rate", type=int, default=66_000, help="offered DS_EVENTs/s (native-USB board)"
+    )
     parser.add_argument("--quick", action="store_true", help="short run: 1 s windows, 1 repeat")
     args = parser.parse_args()
     if args.quick:
@@ -280,18 +375,37 @@ async def main() -> None:
                         f"{rate:9.0f} ev/s",
                     )
                 )
+            for coalesce_ms in (1.0, 0.0):
+                us, core, rate, lost = await offered_rate_cost(
+                    url, tmp, args.seconds, args.repeat, args.rate, coalesce_ms
+                )
+                rows.append(
+                    (
+                        f"bridge at {args.rate} ev/s offered, read_coalesce_ms = {coalesce_ms:g}",
+                        f"{us:8.2f} µs/event",
+                        f"{us / bare_us:.2f}",
+                        f"{rate:9.0f} ev/s, {core:4.1f} % core, {lost:g} lost",
+                    )
+                )
             for n in boards:
                 mib = await rss_with(url, host, port, tmp, n)
                 rows.append((f"bridge RSS, {n} sim boards", f"{mib:8.1f} MiB", "", ""))
-            idle = await idle_cpu(url, host, port, tmp, args.idle_boards, args.idle_seconds)
-            rows.append(
-                (
-                    f"idle CPU per pty board ({args.idle_boards} boards)",
-                    f"{idle:8.3f} % core",
-                    "",
-                    "",
+            resolution = 100 / (CLK_TCK * args.idle_seconds * args.idle_boards)
+            for what, simulate in (
+                ("1 event/s", ("firehose", "--push-interval", "1")),
+                ("thermostat, 2 events/s", ("thermostat",)),
+            ):
+                idle = await idle_cpu(
+                    url, host, port, tmp, args.idle_boards, args.idle_seconds, *simulate
                 )
-            )
+                rows.append(
+                    (
+                        f"idle CPU per pty board, {what} ({args.idle_boards} boards)",
+                        f"{idle:8.3f} % core",
+                        "",
+                        f"± {resolution:.3f} (one clock tick)",
+                    )
+                )
             lat = await set_latency(url, host, port, args.samples)
             rows.append(("/set round trip p50", f"{pct(lat, 0.5) * 1000:8.2f} ms", "", ""))
             rows.append(("/set round trip p99", f"{pct(lat, 0.99) * 1000:8.2f} ms", "", ""))
@@ -310,7 +424,7 @@ async def main() -> None:
     print(
         "bridge CPU = utime+stime of the whole bridge process (all threads, nothing "
         "subtracted) / DS_EVENTs received on ds/value; raw_mirror publishes 2 per event.\n"
-        "RSS uses in-process sim://thermostat boards; idle CPU uses thermostat boards on ptys "
+        "RSS uses in-process sim://thermostat boards; idle CPU uses boards on ptys "
         f"over {args.idle_seconds:g} s; round trip: /set -> state, in-process bridge, "
         f"{len(lat)} samples."
     )

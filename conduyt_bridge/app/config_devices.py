@@ -20,6 +20,7 @@ from conduyt_bridge.app.config_errors import ConfigProblems, Location
 from conduyt_bridge.app.config_ports import PortKind, parse_port, port_identity, slugify
 from conduyt_bridge.app.config_sections import empty_to_none
 from conduyt_bridge.core.entities.spec import EntitySpec
+from conduyt_bridge.device.session_config import MAX_READ_COALESCE_MS
 from conduyt_bridge.northbound.homeassistant.classes import EntityCategory, StateClass
 from conduyt_bridge.northbound.homeassistant.shaping import datastream_problems, option_problems
 
@@ -114,6 +115,8 @@ class DeviceConfig(BaseModel):
     hello_timeout_ms: int = Field(default=1000, gt=0)
     keepalive_s: float = Field(default=5.0, ge=0)
     keepalive_misses: int = Field(default=3, ge=1)
+    read_coalesce_ms: float = Field(default=1.0, ge=0, le=MAX_READ_COALESCE_MS)
+    """While the board streams, read its link at most once per this many ms (0: at once)."""
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     string_encoding: Literal["u16_prefix", "raw", "nul"] = "u16_prefix"

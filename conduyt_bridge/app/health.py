@@ -50,6 +50,7 @@ def health_document(bridge: HealthSource) -> dict[str, Any]:
             "state": "refused" if refusal is not None else str(session.state),
             "packets_in": s.packets_in,
             "packets_out": s.packets_out,
+            "reads_in": s.reads_in,
             "frame_errors": s.frame_errors,
             "crc_errors": s.crc_errors,
             "framing_errors": s.framing_errors,

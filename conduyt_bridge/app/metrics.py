@@ -47,6 +47,11 @@ _SESSION_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("packets_in", "packets_in", "Conduyt packets received from the board."),
     ("packets_out", "packets_out", "Conduyt packets sent to the board."),
     (
+        "link_reads",
+        "reads_in",
+        "Reads of the board's link that carried bytes (packets_in / link_reads: packets per read).",
+    ),
+    (
         "frame_errors",
         "frame_errors",
         "Frames dropped on receive (CRC mismatch, bad COBS, truncated, oversized).",

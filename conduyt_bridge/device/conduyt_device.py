@@ -70,10 +70,12 @@ class ConduytDevice:
     each command's wait for its reply. `hello_timeout_ms` bounds one HELLO of the
     handshake (six are tried, `docs/protocol.md` §3.5). After `keepalive_s` seconds
     without traffic a PING is sent (`keepalive_s` 0: never), and `keepalive_misses`
-    unanswered in a row end the link. With `auto_reconnect`, a lost link is reopened with
-    a backoff from `reconnect_min_s` doubling to `reconnect_max_s` seconds, until
-    `auto_reconnect` is set to False, and the pin modes and subscriptions set through the
-    device are set again.
+    unanswered in a row end the link. While the board streams, its link is read at most
+    once per `read_coalesce_ms` ms (0 to 250; 0 reads as soon as bytes arrive), so one
+    read carries many frames; a reply is never held back (`docs/library.md` §1). With
+    `auto_reconnect`, a lost link is reopened with a backoff from `reconnect_min_s`
+    doubling to `reconnect_max_s` seconds, until `auto_reconnect` is set to False, and the
+    pin modes and subscriptions set through the device are set again.
 
     `on_connected(reason)` and `on_disconnected(reason)` are called on the event loop
     with a `ConnectReason` / `DisconnectReason` (`docs/library.md` §5); a coroutine
@@ -96,6 +98,7 @@ class ConduytDevice:
         hello_timeout_ms: int = 1000,
         keepalive_s: float = 5.0,
         keepalive_misses: int = 3,
+        read_coalesce_ms: float = 1.0,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         baudrate: int = 115200,
@@ -115,6 +118,7 @@ class ConduytDevice:
             hello_timeout_ms=hello_timeout_ms,
             keepalive_s=keepalive_s,
             keepalive_misses=keepalive_misses,
+            read_coalesce_ms=read_coalesce_ms,
             reconnect_min_s=reconnect_min_s,
             reconnect_max_s=reconnect_max_s,
         )

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from conduyt_bridge.device.coalescing import ReadCoalescer, can_pause_reading
 from conduyt_bridge.device.link_loss import LinkClosedError
 from conduyt_bridge.errors import ConduytDisconnectedError, describe_exception
 from conduyt_bridge.protocol.framing import Deframer, FrameError, StreamItem, TextLine
@@ -36,7 +37,24 @@ class Link:
     """True when the last read took a whole `READ_CHUNK`, so more bytes may wait in the
     stream's buffer and the next read may return without suspending; False when it took
     less: the buffer is empty (`StreamReader.read` returns what is buffered, up to n)."""
+    reads: int = 0
+    """Reads of the stream that returned bytes (`bytes_in` / `reads` is the mean read)."""
+    coalescer: ReadCoalescer | None = None
+    """Set by `coalesce_reads`; None: every read follows the bytes' arrival at once."""
     _closed: bool = field(default=False, repr=False)
+
+    def coalesce_reads(self, interval_s: float, prompt: Callable[[], bool] = lambda: False) -> bool:
+        """While the board streams, read at most once per `interval_s` seconds, except
+        while `prompt()` is true (`conduyt_bridge.device.coalescing`; 0 turns it off);
+        `send` ends a pause. Call from the event loop. Returns False, and reads as
+        before, when the transport cannot pause reading."""
+        if self.coalescer is not None:
+            self.coalescer.close()
+            self.coalescer = None
+        if interval_s <= 0 or not can_pause_reading(self.writer.transport):
+            return False
+        self.coalescer = ReadCoalescer(self.writer.transport, interval_s, prompt)
+        return True
 
     async def receive(self) -> list[Packet | FrameError]:
         """Wait for bytes and return the packets and dropped-frame reports they complete.
@@ -57,7 +75,10 @@ class Link:
         if not data:
             raise LinkClosedError(f"{self.description}: end of stream")
         self.bytes_in += len(data)
+        self.reads += 1
         self.buffered = len(data) == READ_CHUNK
+        if self.coalescer is not None and not self.buffered:
+            self.coalescer.after_read()
         return self.deframer.feed_stream(data)
 
     async def send(self, packet: bytes) -> None:
@@ -68,6 +89,8 @@ class Link:
         data = self.deframer.frame(packet)
         try:
             self.writer.write(data)
+            if self.coalescer is not None:
+                self.coalescer.wake()  # the reply must not wait for a pause to end
             await self.writer.drain()
         except (OSError, ConnectionError, RuntimeError) as exc:
             raise ConduytDisconnectedError(
@@ -85,6 +108,8 @@ class Link:
         if self._closed:
             return
         self._closed = True
+        if self.coalescer is not None:
+            self.coalescer.close()
         with contextlib.suppress(Exception):
             self.writer.close()
         with contextlib.suppress(Exception):

@@ -54,6 +54,11 @@ class PendingTable:
         self._by_seq[seq] = pending
         return pending
 
+    def waiting(self) -> bool:
+        """True while some command waits for its reply (or was just answered and its
+        caller has not run yet)."""
+        return bool(self._by_seq)
+
     def close(self, seq: int) -> None:
         """Forget command `seq` (answered, timed out or abandoned)."""
         self._by_seq.pop(seq, None)

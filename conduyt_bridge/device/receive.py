@@ -68,7 +68,8 @@ async def read_loop(session: ReceivingSession, link: Link) -> None:
             # (MQTT publishing, other boards): yield once per chunk. With nothing
             # buffered the next read suspends anyway, and a loop iteration is saved.
             await asyncio.sleep(0)
-        now = time.monotonic()  # once per chunk (~270 DS_EVENTs), not per packet
+        now = time.monotonic()  # once per chunk (up to ~270 DS_EVENTs), not per packet
+        stats.reads_in += 1
         run: list[Packet] = []
         received = 0
         for item in items:

@@ -300,6 +300,7 @@ class DeviceSession:
         self._window = asyncio.Semaphore(1 if link.stop_and_wait else 4)
         self.state = SessionState.CONNECTING
         self._last_rx = time.monotonic()
+        link.coalesce_reads(self.config.read_coalesce_ms / 1000, self._pending.waiting)
         reader = asyncio.create_task(read_loop(self, link), name=f"read-{self.device_id}")
         ka: asyncio.Task[None] | None = None
         try:

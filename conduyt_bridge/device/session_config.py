@@ -12,6 +12,10 @@ from collections.abc import Sized
 from dataclasses import dataclass
 from typing import Protocol
 
+MAX_READ_COALESCE_MS = 250.0
+"""Largest `read_coalesce_ms` accepted, ms (a USB serial adapter's latency timer goes to
+255 ms; more would hold a streaming board's events back for no gain)."""
+
 
 class SessionConfig(Protocol):
     """The settings a `DeviceSession` reads (nothing else of a device's configuration)."""
@@ -48,6 +52,12 @@ class SessionConfig(Protocol):
         ...
 
     @property
+    def read_coalesce_ms(self) -> float:
+        """While the board streams, its link is read at most once per this many ms
+        (`conduyt_bridge.device.coalescing`); 0 reads as soon as bytes arrive."""
+        ...
+
+    @property
     def reconnect_min_s(self) -> float:
         """First wait before reopening a lost link, seconds (doubled per failure)."""
         ...
@@ -72,6 +82,7 @@ class SessionOptions:
     hello_timeout_ms: int = 1000
     keepalive_s: float = 5.0
     keepalive_misses: int = 3
+    read_coalesce_ms: float = 1.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
 
@@ -80,5 +91,10 @@ class SessionOptions:
             raise ValueError("command_timeout_ms and hello_timeout_ms must be > 0")
         if self.keepalive_s < 0 or self.keepalive_misses < 1:
             raise ValueError("keepalive_s must be >= 0 and keepalive_misses >= 1")
+        if not 0 <= self.read_coalesce_ms <= MAX_READ_COALESCE_MS:
+            raise ValueError(
+                f"read_coalesce_ms must be 0-{MAX_READ_COALESCE_MS:g} (ms), "
+                f"got {self.read_coalesce_ms!r}"
+            )
         if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
             raise ValueError("need 0 < reconnect_min_s <= reconnect_max_s")

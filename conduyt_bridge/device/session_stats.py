@@ -18,6 +18,9 @@ class SessionStats:
 
     packets_in: int = 0
     packets_out: int = 0
+    reads_in: int = 0
+    """Reads of the link that carried bytes: `packets_in` / `reads_in` is the packets one
+    read carries, which read coalescing raises (`docs/architecture.md` §6.1)."""
     frame_errors: int = 0
     """Frames dropped on receive, for any reason: `crc_errors` + `framing_errors`."""
     crc_errors: int = 0

@@ -3,6 +3,10 @@
 `--tcp-listen HOST:PORT` serves the board on a listening socket instead (raw packets, one
 host at a time; port 0 picks a free port): what a host's `tcp://HOST:PORT` connects to.
 
+`--rate HZ` runs the sketch's loop HZ times per second and sends each millisecond's output
+in one write, as a fast native-USB board's bytes reach the host in bulk transfers: with
+the `firehose` profile, a load of exactly HZ DS_EVENTs per second (`bench/hotpath.py`).
+
 `--mcu-id HEX` gives the board another mcu_id (to tell several boards on one `listen://`
 port apart), and `--tcp-backlog` gives a TCP board the firmware's one-packet-per-poll
 receive buffer (`docs/protocol.md` Q24; stop the process with SIGSTOP past the bridge's
@@ -34,6 +38,8 @@ EXIT_CONNECT = 1
 """Exit code when `--tcp` cannot connect (or, with `--once`, the first connect fails)."""
 EXIT_USAGE = 2
 """Exit code for a bad profile name or bad option values, like argparse's."""
+MAX_RATE_HZ = 1_000_000
+"""Largest `--rate`: a million loop iterations per second is beyond any board."""
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -67,6 +73,18 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"push interval must be >= 0, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected loop iterations per second, got {text!r}"
+        ) from None
+    if not 0 < value <= MAX_RATE_HZ:
+        raise argparse.ArgumentTypeError(f"rate must be > 0 and <= {MAX_RATE_HZ:g}, got {text}")
     return value
 
 
@@ -106,6 +124,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         type=_seconds,
         help="push every periodic datastream this often (0 = as fast as possible)",
+    )
+    parser.add_argument(
+        "--rate",
+        metavar="HZ",
+        type=_rate,
+        help="run the sketch's loop this many times per second, sending each millisecond's "
+        "output in one write like a native-USB board (firehose: HZ events/s)",
     )
     parser.add_argument(
         "--once",
@@ -156,17 +181,19 @@ async def run(args: argparse.Namespace) -> int:
             host, port = args.tcp
             board = SimulatedBoard(profile, framing="raw", seed=args.seed)
             board.faults.tcp_backlog = args.tcp_backlog
-            return await _serve_tcp(board, host, port, retry=not args.once, stop=stop)
+            return await _serve_tcp(
+                board, host, port, retry=not args.once, rate=args.rate, stop=stop
+            )
         if tcp_listen is not None:
             board = SimulatedBoard(profile, framing="raw", seed=args.seed)
             board.faults.tcp_backlog = args.tcp_backlog
-            async with TcpBoardServer(board, *tcp_listen) as server:
+            async with TcpBoardServer(board, *tcp_listen, loop_rate_hz=args.rate) as server:
                 bound_host, bound_port = server.address
                 print(f"{bound_host}:{bound_port}", flush=True)
                 await stop.wait()
             return EXIT_OK
         board = SimulatedBoard(profile, framing="cobs", seed=args.seed)
-        async with PtyBoard(board, link=args.link) as served:
+        async with PtyBoard(board, link=args.link, loop_rate_hz=args.rate) as served:
             line = served.path if served.link is None else f"{served.path} {served.link}"
             print(line, flush=True)
             await stop.wait()
@@ -177,9 +204,15 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _serve_tcp(
-    board: SimulatedBoard, host: str, port: int, *, retry: bool, stop: asyncio.Event
+    board: SimulatedBoard,
+    host: str,
+    port: int,
+    *,
+    retry: bool,
+    rate: float | None,
+    stop: asyncio.Event,
 ) -> int:
-    serve = asyncio.create_task(run_tcp_client(board, host, port, retry=retry))
+    serve = asyncio.create_task(run_tcp_client(board, host, port, retry=retry, loop_rate_hz=rate))
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({serve, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -27,7 +27,7 @@ class PtyBoard:
         board: the simulated board (COBS framing, as on a serial port).
         link: optional path of a symlink kept pointing at the current slave; it exists
             only while the board is plugged in, like a udev by-id link.
-        tick_interval_s: passed to `BoardRunner`.
+        tick_interval_s, loop_rate_hz: passed to `BoardRunner`.
 
     While no host has the slave open, whatever the board sends is discarded (nobody is
     listening on a real port either); its simulation keeps running.
@@ -39,8 +39,10 @@ class PtyBoard:
         *,
         link: str | os.PathLike[str] | None = None,
         tick_interval_s: float | None = None,
+        loop_rate_hz: float | None = None,
     ) -> None:
         self.board = board
+        self._loop_rate_hz = loop_rate_hz
         self.link: Path | None = Path(link) if link is not None else None
         self._tick_interval_s = tick_interval_s
         self._path: str | None = None
@@ -106,7 +108,11 @@ class PtyBoard:
             os.close(slave)
         reader, writer, _ = open_pty_master_stream(master)
         self._runner = BoardRunner(
-            self.board, reader, writer, tick_interval_s=self._tick_interval_s
+            self.board,
+            reader,
+            writer,
+            tick_interval_s=self._tick_interval_s,
+            loop_rate_hz=self._loop_rate_hz,
         )
         self._runner.start()
         self._path = path

@@ -25,6 +25,14 @@ READ_SIZE = 65536
 STALL_POLL_S = 0.01
 """How often a stalled runner looks whether the stall is over, seconds."""
 
+BURST_S = 0.001
+"""With `loop_rate_hz`: the ticks of this many seconds go out in one write, seconds."""
+
+MAX_BEHIND_S = 0.05
+"""With `loop_rate_hz`: a runner this far behind its schedule (the host stopped reading
+and the write blocked, or the machine is overloaded) drops the missed ticks instead of
+sending them in one burst, like a sketch whose loop waited on a full USB buffer."""
+
 
 class BoardRunner:
     """Pumps one board over a (StreamReader, StreamWriter) pair until the stream closes.
@@ -36,6 +44,12 @@ class BoardRunner:
             to the event loop in between) when the profile pushes a datastream on every
             tick (the `firehose` profile).
         clock: monotonic time source in seconds, passed to the board as `now`.
+        loop_rate_hz: instead of `tick_interval_s`: run the sketch's loop this many
+            times per second (> 0), sending what the ticks of each `BURST_S` produce in
+            one write, as a fast native-USB board's output reaches the host in bulk
+            transfers; the `firehose` profile then pushes `loop_rate_hz` events/s.
+
+    Raises ValueError for a `loop_rate_hz` <= 0 or given with `tick_interval_s`.
 
     Replies are delayed by `board.faults.delay_s` (the read loop waits before writing, so
     the board, like the firmware, handles one command at a time).
@@ -49,7 +63,14 @@ class BoardRunner:
         *,
         tick_interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        loop_rate_hz: float | None = None,
     ) -> None:
+        if loop_rate_hz is not None and (loop_rate_hz <= 0 or tick_interval_s is not None):
+            raise ValueError(
+                "loop_rate_hz must be > 0 and excludes tick_interval_s, got "
+                f"{loop_rate_hz!r} with tick_interval_s={tick_interval_s!r}"
+            )
+        self._loop_rate_hz = loop_rate_hz
         self.board = board
         self._reader = reader
         self._writer = writer
@@ -165,12 +186,31 @@ class BoardRunner:
             out += more
 
     async def _tick_loop(self) -> None:
+        if self._loop_rate_hz is not None:
+            await self._paced_tick_loop(self._loop_rate_hz)
+            return
         while True:
             await self._resumed()
             out = self.board.tick(self._clock())
             if out and not await self._write(out):
                 return
             await asyncio.sleep(self.tick_interval_s)
+
+    async def _paced_tick_loop(self, rate_hz: float) -> None:
+        board, clock = self.board, self._clock
+        start, done = clock(), 0
+        while True:
+            await self._resumed()
+            now = clock()
+            due = int((now - start) * rate_hz) - done
+            if due > rate_hz * MAX_BEHIND_S:
+                start, done, due = now, 0, 0
+            # each tick at its own time on the schedule, as the sketch's loop would see it
+            out = b"".join(board.tick(start + (done + k + 1) / rate_hz) for k in range(due))
+            done += due
+            if out and not await self._write(out):
+                return
+            await asyncio.sleep(BURST_S)
 
     async def _write(self, data: bytes) -> bool:
         """Write and drain; False once the stream is gone."""
@@ -214,6 +254,7 @@ async def run_tcp_client(
     retry: bool = False,
     retry_delay_s: float = 1.0,
     tick_interval_s: float | None = None,
+    loop_rate_hz: float | None = None,
 ) -> None:
     """Connect to a listening host like the firmware's ConduytTCP and serve until it drops.
 
@@ -241,7 +282,9 @@ async def run_tcp_client(
                 raise
             await asyncio.sleep(retry_delay_s)
             continue
-        runner = BoardRunner(board, reader, writer, tick_interval_s=tick_interval_s)
+        runner = BoardRunner(
+            board, reader, writer, tick_interval_s=tick_interval_s, loop_rate_hz=loop_rate_hz
+        )
         try:
             await runner.run()
         finally:

@@ -32,6 +32,7 @@ class TcpBoardServer:
         port: int,
         *,
         tick_interval_s: float | None = None,
+        loop_rate_hz: float | None = None,
     ) -> None:
         if board.framing != "raw":
             raise ValueError("a TCP board needs framing='raw' (no COBS on TCP, §3.2)")
@@ -39,6 +40,7 @@ class TcpBoardServer:
         self.host = host
         self.port = port
         self._tick_interval_s = tick_interval_s
+        self._loop_rate_hz = loop_rate_hz
         self._server: asyncio.Server | None = None
         self._runner: BoardRunner | None = None
         self._served: list[BoardRunner] = []
@@ -90,7 +92,13 @@ class TcpBoardServer:
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         previous = self._runner
-        runner = BoardRunner(self.board, reader, writer, tick_interval_s=self._tick_interval_s)
+        runner = BoardRunner(
+            self.board,
+            reader,
+            writer,
+            tick_interval_s=self._tick_interval_s,
+            loop_rate_hz=self._loop_rate_hz,
+        )
         self._runner = runner
         self._served.append(runner)
         if previous is not None:

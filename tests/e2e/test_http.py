@@ -191,6 +191,9 @@ async def test_metrics_read_the_live_counters(mqtt_broker: Broker, base_topic: s
         thermo = (("device", "thermo"),)
         packets_in = samples[("conduyt_bridge_packets_in_total", thermo)]
         assert 0 < packets_in <= stats.packets_in
+        reads = samples[("conduyt_bridge_link_reads_total", thermo)]
+        assert 0 < reads <= stats.reads_in
+        assert reads <= packets_in  # a read that carried bytes carried a whole packet here
         assert samples[("conduyt_bridge_packets_out_total", thermo)] == stats.packets_out
         assert samples[("conduyt_bridge_board_online", thermo)] == 1.0
         assert samples[("conduyt_bridge_broker_connected", ())] == 1.0

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import signal
+import socket
 import struct
 import sys
 import time
@@ -34,7 +35,12 @@ from conduyt_bridge.protocol.constants import RESPONSE_TYPES
 from conduyt_bridge.simulator import SimulatedBoard, get_profile, with_push_interval
 from conduyt_bridge.simulator import command as sim_command
 from conduyt_bridge.simulator.ptyboard import PtyBoard
-from conduyt_bridge.simulator.runner import open_in_process, run_tcp_client
+from conduyt_bridge.simulator.runner import (
+    MAX_BEHIND_S,
+    BoardRunner,
+    open_in_process,
+    run_tcp_client,
+)
 
 T = PacketType
 REPO = Path(__file__).resolve().parents[2]
@@ -158,6 +164,75 @@ async def test_in_process_firehose_ticks_back_to_back() -> None:
     finally:
         await runner.close()
         await host.close()
+
+
+async def test_a_paced_firehose_pushes_its_rate_in_millisecond_bursts(tmp_path: Path) -> None:
+    """`loop_rate_hz` (`simulate --rate`): exactly that many DS_EVENTs a second, the
+    counter unbroken, written in bursts of about a millisecond's worth; on a real pty."""
+    board = SimulatedBoard(get_profile("firehose"), seed=1)
+    async with PtyBoard(board, loop_rate_hz=20_000) as served:
+        reader, writer = await serialx.open_serial_connection(served.path, 115200)
+        host = Host(reader, writer)
+        try:
+            await host.event(T.DS_EVENT)
+            host.inbox.clear()
+            chunks: list[int] = []
+            started = time.monotonic()
+            while time.monotonic() - started < 0.5:
+                data = await reader.read(65536)
+                chunks.append(len(data))
+                host.inbox += host.deframer.feed(data)
+            elapsed = time.monotonic() - started
+            values = [struct.unpack("<f", p.payload[1:])[0] for p in host.inbox]
+            assert values == [values[0] + i for i in range(len(values))]
+            # 20k/s for ~0.5 s; a loaded machine may skip ticks (MAX_BEHIND_S), never add
+            assert 0.5 * 20_000 * elapsed < len(values) < 1.3 * 20_000 * elapsed
+            # ~20 frames of 15 bytes per write, not one write per frame
+            assert sum(chunks) / len(chunks) > 150, chunks[:20]
+        finally:
+            await host.close()
+
+
+async def test_a_paced_board_that_fell_behind_skips_instead_of_bursting() -> None:
+    """A stall (the host stopped reading, the machine was busy) is not made up for with
+    one huge write: past `MAX_BEHIND_S` the schedule restarts."""
+    board = SimulatedBoard(get_profile("firehose"), seed=1)
+    host_sock, board_sock = socket.socketpair()
+    board_reader, board_writer = await asyncio.open_connection(sock=board_sock)
+    reader, writer = await asyncio.open_connection(sock=host_sock)
+    runner = BoardRunner(board, board_reader, board_writer, loop_rate_hz=10_000)
+    runner.start()
+    host = Host(reader, writer)
+    try:
+        await host.event(T.DS_EVENT)
+        board.faults.stalled = True
+        await asyncio.sleep(0.3)  # 3,000 ticks behind
+        host.inbox.clear()
+        while True:  # drain what was sent before the stall
+            try:
+                async with asyncio.timeout(0.05):
+                    await host._pump()
+            except TimeoutError:
+                break
+        host.inbox.clear()
+        board.faults.stalled = False
+        started = time.monotonic()
+        while time.monotonic() - started < 0.1:
+            await host._pump()
+        # 0.1 s at 10k/s is ~1,000 events; making up for the stall would add 3,000
+        assert 200 < len(host.inbox) < 1_000 + 10_000 * MAX_BEHIND_S + 500, len(host.inbox)
+    finally:
+        await runner.close()
+        await host.close()
+
+
+async def test_loop_rate_is_checked() -> None:
+    board = SimulatedBoard(get_profile("firehose"), seed=1)
+    reader = asyncio.StreamReader()
+    with pytest.raises(ValueError, match=r"loop_rate_hz must be > 0 and excludes tick_interval_s"):
+        BoardRunner(board, reader, None, loop_rate_hz=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"got 100 with tick_interval_s=0.01"):
+        BoardRunner(board, reader, None, loop_rate_hz=100, tick_interval_s=0.01)  # type: ignore[arg-type]
 
 
 # -------------------------------------------------------------------------- pty
@@ -366,3 +441,7 @@ async def test_simulate_command_rejects_bad_input(capsys: pytest.CaptureFixture[
         _parse("uno", "--tcp", "nohost")
     with pytest.raises(SystemExit):
         _parse("uno", "--push-interval", "-1")
+    for rate in ("0", "-5", "fast", "2000000"):
+        with pytest.raises(SystemExit):
+            _parse("firehose", "--rate", rate)
+    assert _parse("firehose", "--rate", "66000").rate == 66000.0

@@ -465,6 +465,10 @@ def test_bad_http_listen(tmp_path: Path, value: str, reason: str) -> None:
         ('port = "/"', "port", "cannot derive a device id from port '/': set id"),
         ('port = "a"\nkeepalive_misses = 0', "keepalive_misses",
          "Input should be greater than or equal to 1"),
+        ('port = "a"\nread_coalesce_ms = -1', "read_coalesce_ms",
+         "Input should be greater than or equal to 0"),
+        ('port = "a"\nread_coalesce_ms = 300', "read_coalesce_ms",
+         "Input should be less than or equal to 250"),
         ('port = "a"\nreconnect_min_s = 5.0\nreconnect_max_s = 1.0', "reconnect_max_s",
          "must be >= reconnect_min_s (5)"),
     ],
@@ -650,6 +654,7 @@ def test_device_defaults() -> None:
     assert device.datastreams == {}
     assert (device.command_timeout_ms, device.hello_timeout_ms) == (1000, 1000)
     assert (device.keepalive_s, device.keepalive_misses) == (5.0, 3)
+    assert device.read_coalesce_ms == 1.0
     assert (device.reconnect_min_s, device.reconnect_max_s) == (0.5, 30.0)
     assert device.string_encoding == "u16_prefix"
 

@@ -56,6 +56,7 @@ class Config:
     hello_timeout_ms: int = 300
     keepalive_s: float = 0.0
     keepalive_misses: int = 3
+    read_coalesce_ms: float = 1.0
     reconnect_min_s: float = 0.1
     reconnect_max_s: float = 0.5
 
