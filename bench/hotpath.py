@@ -28,8 +28,9 @@ machines are shared and noisy and only a side-by-side number means something):
                   once a second), bridge CPU over `--idle-seconds` / N,
                   as % of one core per board (utime+stime count in clock ticks: one tick
                   is 1 / (CLK_TCK x seconds x N) of a core, printed as the resolution);
-  round trip    : `/set` -> state publish latency p50/p99 (thermostat setpoint, in-process
-                  bridge, as in `bench/e2e.py`).
+  round trip    : `/set` -> state publish latency p50/p99 (thermostat setpoint) as deployed:
+                  the shipped deploy/mosquitto conf + ACL with passwords, the bridge and a
+                  pty thermostat each in its own process, the client as `homeassistant`.
 
 Every CPU/rate figure is the median of `--repeat` windows of `--seconds`. Everything is on
 loopback; broker is $MQTT_URL if set, else a private mosquitto.
@@ -57,6 +58,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiomqtt
 import paho.mqtt.client as paho
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -70,10 +72,12 @@ from _common import (
     start_pty_board,
     stop_process,
 )
-from e2e import Counter, pct, set_latency
+from e2e import Counter, pct
+from support.broker import find_mosquitto, shipped_broker
 from support.net import free_port, parse_mqtt_url
 
 from conduyt_bridge.app.log import configure_logging
+from conduyt_bridge.northbound.mqtt.connection import set_nodelay
 
 CONFIGS: dict[str, dict[str, object]] = {
     "default (MQTT 5, plain)": {},
@@ -276,6 +280,65 @@ async def offered_rate_cost(
             await stop_process(sim)
 
 
+async def shipped_round_trip(tmp: Path, samples: int) -> list[float]:
+    """Seconds from a `/set` to the new state, per sample, as deployed: the shipped
+    `deploy/mosquitto` configuration and ACL with passwords, the bridge in its own process
+    logged in as `conduyt-bridge`, a thermostat on a pty in its own process, and a client
+    logged in as `homeassistant` (TCP_NODELAY, so it measures the bridge, not Nagle)."""
+    binary = find_mosquitto()
+    if binary is None:
+        raise SystemExit("no mosquitto binary: apt-get install mosquitto")
+    broker = shipped_broker(binary, ("conduyt-bridge", "homeassistant"))
+    link = tmp / f"ttyRT{uuid.uuid4().hex[:4]}"
+    password = tmp / "bridge-password"
+    password.write_text("pw-conduyt-bridge\n")
+    config = tmp / "round-trip.toml"
+    config.write_text(
+        '[bridge]\nid = "bench"\nlog_level = "warning"\nhealth_interval_s = 3600\n'
+        f'[mqtt]\nurl = "{broker.url}"\nclient_id = "bench-rt"\n'
+        f'username = "conduyt-bridge"\npassword_file = "{password}"\n'
+        "[homeassistant]\nenabled = false\n"
+        f'[[devices]]\nid = "th"\nport = "{link}"\n'
+    )
+    sim = bridge = None
+    out: list[float] = []
+    try:
+        sim = await start_pty_board("thermostat", link)
+        bridge = await start_bridge(config)
+        async with aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username="homeassistant",
+            password="pw-homeassistant",
+            protocol=aiomqtt.ProtocolVersion.V5,
+        ) as cli:
+            set_nodelay(cli)
+            state = "conduyt/th/ds/setpoint_celsius"
+            await cli.subscribe(state, qos=1)
+            await cli.subscribe("conduyt/th/status", qos=1)
+            async with asyncio.timeout(30):
+                async for m in cli.messages:
+                    if m.topic.value.endswith("/status") and m.payload == b"online":
+                        break
+            await asyncio.sleep(1.0)  # past the first announcements
+            for i in range(samples):
+                value = f"{15 + (i % 200) / 10:.1f}".encode()
+                t0 = time.perf_counter()
+                await cli.publish(f"{state}/set", value, qos=1)
+                async with asyncio.timeout(5):
+                    async for m in cli.messages:
+                        if m.topic.value == state and m.payload == value:
+                            out.append(time.perf_counter() - t0)
+                            break
+        return out
+    finally:
+        if bridge is not None:
+            await stop_process(bridge)
+        if sim is not None:
+            await stop_process(sim)
+        broker.close()
+
+
 async def rss_with(url: str, host: str, port: int, tmp: Path, boards: int) -> float:
     """MiB VmRSS of the bridge with `boards` in-process `sim://thermostat` boards online."""
     base = f"hot-{uuid.uuid4().hex[:6]}"
@@ -406,7 +469,7 @@ async def main() -> None:
                         f"± {resolution:.3f} (one clock tick)",
                     )
                 )
-            lat = await set_latency(url, host, port, args.samples)
+            lat = await shipped_round_trip(tmp, args.samples)
             rows.append(("/set round trip p50", f"{pct(lat, 0.5) * 1000:8.2f} ms", "", ""))
             rows.append(("/set round trip p99", f"{pct(lat, 0.99) * 1000:8.2f} ms", "", ""))
     finally:
@@ -425,7 +488,8 @@ async def main() -> None:
         "bridge CPU = utime+stime of the whole bridge process (all threads, nothing "
         "subtracted) / DS_EVENTs received on ds/value; raw_mirror publishes 2 per event.\n"
         "RSS uses in-process sim://thermostat boards; idle CPU uses boards on ptys "
-        f"over {args.idle_seconds:g} s; round trip: /set -> state, in-process bridge, "
+        f"over {args.idle_seconds:g} s; round trip: /set -> state, shipped mosquitto.conf, "
+        "bridge and pty board in their own processes, "
         f"{len(lat)} samples."
     )
 

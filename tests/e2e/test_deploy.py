@@ -20,7 +20,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from support.broker import MosquittoProcess, find_mosquitto
+from support.broker import MosquittoProcess, find_mosquitto, shipped_broker
 from support.mqtt_client import publish
 from support.net import free_port, wait_port
 from support.recorder import Recorder
@@ -436,32 +436,10 @@ def test_acl_grants_exactly_the_bridge_topics() -> None:
 def deploy_broker() -> Iterator[MosquittoProcess]:
     """A local mosquitto running deploy/mosquitto's conf + acl with a real password file."""
     binary = find_mosquitto()
-    passwd_tool = shutil.which("mosquitto_passwd")
-    if binary is None or passwd_tool is None:
+    if binary is None or shutil.which("mosquitto_passwd") is None:
         pytest.skip("needs the mosquitto and mosquitto_passwd binaries")
-    process = MosquittoProcess(binary)
+    process = shipped_broker(binary, ("conduyt-bridge", "homeassistant"))
     try:
-        tmp = process.tmpdir
-        shutil.copy(ACL, tmp / "acl")
-        passwd = tmp / "passwd"
-        for i, user in enumerate(("conduyt-bridge", "homeassistant")):
-            flags = ["-c", "-b"] if i == 0 else ["-b"]
-            result = _run([passwd_tool, *flags, str(passwd), user, f"pw-{user}"])
-            assert result.returncode == 0, result.stderr
-        # as start.sh leaves them (the broker user owns them: MosquittoProcess hands over)
-        for secret in (passwd, tmp / "acl"):
-            secret.chmod(0o600)
-        conf = MOSQUITTO_CONF.read_text(encoding="utf-8")
-        conf = re.sub(
-            r"^listener 1883$", f"listener {process.port} {process.host}", conf, flags=re.M
-        )
-        conf = conf.replace("/mosquitto/secrets/", f"{tmp}/")
-        conf = conf.replace("/mosquitto/data/", f"{process.data_dir}/")
-        # Our log settings are appended by write_config; drop the file's own.
-        conf = re.sub(r"^log_(dest|type|timestamp_format) .*$", "", conf, flags=re.M)
-        assert "/mosquitto/" not in re.sub(r"#.*", "", conf)
-        process.write_config(conf)
-        process.start()
         yield process
     finally:
         process.close()

@@ -3,6 +3,8 @@
 * :func:`find_mosquitto` - where the ``mosquitto`` binary is, if anywhere.
 * :class:`MosquittoProcess` - a throw-away ``mosquitto`` on a free loopback port, with its
   configuration, persistence and log in a temporary directory; stop/start/restart.
+* :func:`shipped_broker` - a :class:`MosquittoProcess` running the shipped
+  ``deploy/mosquitto`` configuration and ACL with a real password file.
 * :class:`Broker` - what the ``broker`` fixture (``tests/conftest.py``) returns: host, port,
   url, and control over a broker process the fixture started itself.
 """
@@ -13,6 +15,7 @@ import asyncio
 import atexit
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +30,10 @@ import pytest
 
 from .net import free_port, parse_mqtt_url, port_accepts, wait_port
 
-__all__ = ["Broker", "MosquittoProcess", "find_mosquitto"]
+__all__ = ["Broker", "MosquittoProcess", "find_mosquitto", "shipped_broker"]
+
+DEPLOY_MOSQUITTO = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+"""The shipped broker configuration: `mosquitto.conf` and `acl`."""
 
 
 def find_mosquitto() -> str | None:
@@ -39,6 +45,52 @@ def find_mosquitto() -> str | None:
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return str(candidate)
     return None
+
+
+def shipped_broker(binary: str, users: tuple[str, ...]) -> MosquittoProcess:
+    """A started :class:`MosquittoProcess` with the shipped `deploy/mosquitto/mosquitto.conf`
+    and `acl`: the listener moved to its free loopback port, the secrets and data paths
+    to its temp dir, the file's own log lines replaced by the test ones. Each of `users`
+    gets the password `pw-{user}`. The caller closes it. Raises RuntimeError when
+    `mosquitto_passwd` is missing or fails."""
+    passwd_tool = shutil.which("mosquitto_passwd")
+    if passwd_tool is None:
+        raise RuntimeError("mosquitto_passwd is not installed (Debian: mosquitto)")
+    process = MosquittoProcess(binary)
+    try:
+        tmp = process.tmpdir
+        shutil.copy(DEPLOY_MOSQUITTO / "acl", tmp / "acl")
+        passwd = tmp / "passwd"
+        for i, user in enumerate(users):
+            flags = ["-c", "-b"] if i == 0 else ["-b"]
+            result = subprocess.run(
+                [passwd_tool, *flags, str(passwd), user, f"pw-{user}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"mosquitto_passwd failed: {result.stderr.strip()}")
+        # as start.sh leaves them (the broker user owns them: MosquittoProcess hands over)
+        for secret in (passwd, tmp / "acl"):
+            secret.chmod(0o600)
+        conf = (DEPLOY_MOSQUITTO / "mosquitto.conf").read_text(encoding="utf-8")
+        conf = re.sub(
+            r"^listener 1883$", f"listener {process.port} {process.host}", conf, flags=re.M
+        )
+        conf = conf.replace("/mosquitto/secrets/", f"{tmp}/")
+        conf = conf.replace("/mosquitto/data/", f"{process.data_dir}/")
+        # Our log settings are added by write_config; drop the file's own.
+        conf = re.sub(r"^log_(dest|type|timestamp_format) .*$", "", conf, flags=re.M)
+        if "/mosquitto/" in re.sub(r"#.*", "", conf):
+            raise RuntimeError("the shipped mosquitto.conf names a path this does not move")
+        process.write_config(conf)
+        process.start()
+    except BaseException:
+        process.close()
+        raise
+    return process
 
 
 class MosquittoProcess:
