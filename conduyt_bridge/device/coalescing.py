@@ -5,13 +5,16 @@ the tty in 64- to 128-byte USB transfers, a pty or a socket on every write, so e
 carries a handful of frames and the fixed cost of a read (the wake-up, the `read` and
 `send` system calls, one pass of the event loop, one MQTT write) dominates the cost of
 a DS_EVENT. Like a USB serial adapter's latency timer or a network card's interrupt
-coalescing, `ReadCoalescer` stops reading for `interval_s` after a read that came less
-than `interval_s` after the previous one; the kernel keeps what arrives meanwhile, and
-the next read takes it all at once. A read on a quiet link (an event after a pause) is
-never delayed, and neither is a reply: while a command waits for one, or as soon as one
-is sent, the link is read at once, so command round trips and handshakes are as fast as
-without coalescing. A streaming board's events wait at most `interval_s` more.
-Figures: `docs/architecture.md` §6.1.
+coalescing, `ReadCoalescer` stops reading for `interval_s` after a small read that came
+less than `interval_s` after the previous one; the kernel keeps what arrives meanwhile,
+and the next read takes it at once. A read of `FULL_READ` bytes or more is never
+followed by a pause (a tty hands over at most its 4 KiB line buffer per read, so more
+may be waiting), so a pause never limits how fast a board can be read, only how often.
+A read on a quiet link (an event after a pause) is never delayed, and neither is a
+reply: while a command waits for one, or as soon as one is sent, the link is read at
+once, so command round trips and handshakes are as fast as without coalescing. A
+streaming board's events wait at most `interval_s` more. Figures:
+`docs/architecture.md` §6.1.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-__all__ = ["ReadCoalescer", "can_pause_reading"]
+__all__ = ["FULL_READ", "ReadCoalescer", "can_pause_reading"]
+
+FULL_READ = 2048
+"""Bytes from which a read is not followed by a pause: the kernel may hold more than one
+read hands over, and a read this large already spreads its fixed cost over some 130
+DS_EVENTs."""
 
 
 def can_pause_reading(transport: asyncio.BaseTransport) -> bool:
@@ -31,17 +39,21 @@ def can_pause_reading(transport: asyncio.BaseTransport) -> bool:
 
 
 class ReadCoalescer:
-    """Pauses reading on `transport` for `interval_s` (seconds, > 0) after each read
-    that followed the previous read (or the last resume) within `interval_s`, unless
-    `prompt()` is true (a command waits for its reply); `wake()` ends a pause at once.
+    """Pauses reading on `transport` for `interval_s` (seconds, > 0) after each read of
+    fewer than `FULL_READ` bytes that followed the previous read (or the last resume)
+    within `interval_s`, unless `prompt()` is true (a command waits for its reply);
+    `wake()` ends a pause at once.
 
-    Call `after_read()` once per read, and only when the stream's own buffer is empty
-    (the read returned less than asked): asyncio's `StreamReader` pauses the transport
-    itself when its buffer is full, and a resume from here must not undo that. `close()`
-    cancels a pending resume; a transport that closed meanwhile is not touched.
+    Call `after_read(size)` once per read, and only when the stream's own buffer is
+    empty (the read returned less than asked): asyncio's `StreamReader` pauses the
+    transport itself when its buffer is full, and a resume from here must not undo
+    that. `close()` ends a pause (resuming a transport that is still open: serialx's
+    RFC 2217 transport waits for the server's answer when it closes, which a paused
+    transport would never read) and pauses no more.
     """
 
     __slots__ = (
+        "_closed",
         "_handle",
         "_interval_s",
         "_last",
@@ -65,6 +77,7 @@ class ReadCoalescer:
         self._loop = asyncio.get_running_loop()
         self._last = -interval_s
         self._handle: asyncio.TimerHandle | None = None
+        self._closed = False
         self.paused_reads = 0
         """Reads after which reading was paused (the link was streaming)."""
 
@@ -78,14 +91,17 @@ class ReadCoalescer:
         """True while reading is paused by this coalescer."""
         return self._handle is not None
 
-    def after_read(self) -> None:
-        """Note one read; pause reading for `interval_s` if the link is streaming."""
+    def after_read(self, size: int) -> None:
+        """Note one read of `size` bytes; pause reading for `interval_s` if the link is
+        streaming and the read was small."""
         now = self._loop.time()
         streaming = now - self._last < self._interval_s
         self._last = now
         if (
             not streaming
+            or size >= FULL_READ
             or self._handle is not None
+            or self._closed
             or self._prompt()
             or self._transport.is_closing()
         ):
@@ -109,7 +125,7 @@ class ReadCoalescer:
             self._transport.resume_reading()  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        """Cancel a pending resume (the link is closing)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        """End a pause now and never pause again (the link is closing, or coalescing is
+        being turned off)."""
+        self._closed = True
+        self.wake()

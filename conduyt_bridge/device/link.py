@@ -78,7 +78,7 @@ class Link:
         self.reads += 1
         self.buffered = len(data) == READ_CHUNK
         if self.coalescer is not None and not self.buffered:
-            self.coalescer.after_read()
+            self.coalescer.after_read(len(data))
         return self.deframer.feed_stream(data)
 
     async def send(self, packet: bytes) -> None:

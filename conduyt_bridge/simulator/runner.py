@@ -203,14 +203,16 @@ class BoardRunner:
             await self._resumed()
             now = clock()
             due = int((now - start) * rate_hz) - done
-            if due > rate_hz * MAX_BEHIND_S:
+            if due > 0 and now - (start + (done + 1) / rate_hz) > MAX_BEHIND_S:
+                # the oldest due tick is more than MAX_BEHIND_S late: skip, start over
                 start, done, due = now, 0, 0
             # each tick at its own time on the schedule, as the sketch's loop would see it
             out = b"".join(board.tick(start + (done + k + 1) / rate_hz) for k in range(due))
             done += due
             if out and not await self._write(out):
                 return
-            await asyncio.sleep(BURST_S)
+            next_tick = start + (done + 1) / rate_hz
+            await asyncio.sleep(max(BURST_S, next_tick - clock()))
 
     async def _write(self, data: bytes) -> bool:
         """Write and drain; False once the stream is gone."""

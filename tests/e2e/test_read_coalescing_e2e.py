@@ -48,9 +48,11 @@ async def test_a_reply_is_not_held_back_while_the_board_streams(
     async with rig(mqtt_broker, base_topic, tmp_path, "firehose", "fh", read_coalesce_ms=250) as r:
         session = r.bridge.sessions["fh"]
         await asyncio.sleep(0.5)
-        reads0 = session.stats.reads_in
+        reads0, packets0 = session.stats.reads_in, session.stats.packets_in
         await asyncio.sleep(1.0)
-        assert session.stats.reads_in - reads0 <= 10  # paused 250 ms at a time
+        reads = session.stats.reads_in - reads0
+        # pauses of 250 ms, each followed by 4 KiB reads until the backlog is read
+        assert (session.stats.packets_in - packets0) / reads >= 50, reads
         took: list[float] = []
         for _ in range(10):
             started = time.monotonic()
@@ -77,8 +79,43 @@ async def test_a_quiet_board_is_never_paused(
             await r.request("ds/setpoint_celsius/set", value)
             await r.rec.wait_for_after(mark, f"{r.p}/ds/setpoint_celsius", payload=value)
             assert time.monotonic() - started < 0.2
-        await asyncio.sleep(1.5)  # the thermostat's own pushes, one burst per tick
-        assert link.coalescer.paused_reads == 0
+        await asyncio.sleep(0.5)
+        paused, reads = link.coalescer.paused_reads, link.reads
+        await asyncio.sleep(2.5)  # the thermostat's own pushes: one burst a second
+        assert link.reads - reads >= 2
+        assert link.coalescer.paused_reads == paused
+
+
+async def test_pauses_never_cap_how_fast_a_board_is_read(
+    mqtt_broker: Broker, base_topic: str, tmp_path: Path
+) -> None:
+    """A pty hands over at most 4 KiB per read: with long pauses a fast board would be
+    read at 4 KiB per pause (16 KB/s at 250 ms), its bytes piling up in the kernel until
+    it is held back (a UART without flow control would lose them), unless a large read
+    is followed by the next at once (`FULL_READ`)."""
+    async with rig(
+        mqtt_broker,
+        base_topic,
+        tmp_path,
+        "firehose",
+        "fh",
+        loop_rate_hz=5_000,  # 75 KB/s of DS_EVENTs
+        read_coalesce_ms=250,
+    ) as r:
+
+        def lag() -> float:
+            """DS_EVENTs the board pushed that the bridge has not read yet."""
+            sent = float(r.board.datastream_values["value"])  # the counter: one per push
+            return sent - float(r.bridge.boards["fh"].values.get("value", 0.0))
+
+        await asyncio.sleep(1.0)
+        before = lag()
+        await asyncio.sleep(2.0)
+        after = lag()
+        # read as fast as pushed: the backlog stays at about one pause's worth (1,250);
+        # capped at 4 KiB per pause the pty fills (~4,000 events wait, 64 KiB) and holds
+        # the board back to ~1,100 events/s
+        assert max(before, after) < 3_000, (before, after)
 
 
 async def test_a_board_unplugged_during_a_pause_goes_offline_and_comes_back(

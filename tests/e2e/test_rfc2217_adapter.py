@@ -29,6 +29,8 @@ from support.harness import make_settings, running_bridge, wait_until
 from conduyt_bridge.device.rfc2217 import SERIALX_VERSION, installed_serialx_version
 from conduyt_bridge.device.transports import SerialTransport
 from conduyt_bridge.errors import describe_exception
+from conduyt_bridge.protocol.constants import PacketType
+from conduyt_bridge.protocol.packet import encode_packet
 
 IAC, SB, SE, WILL, WONT, DO, DONT = 255, 250, 240, 251, 252, 253, 254
 COM_PORT = 44
@@ -98,6 +100,25 @@ async def test_adapter_opens_where_stock_serialx_waits_for_mask_acks() -> None:
         with pytest.raises(TimeoutError):
             _, writer = await serialx.open_serial_connection(url, 57600, connect_timeout=0.5)
             writer.close()
+
+
+async def test_a_link_closed_during_a_read_pause_closes_at_once() -> None:
+    """serialx's RFC 2217 close waits for the server's answer to its last SET-BAUDRATE,
+    which a transport paused by read coalescing would never read: closing the link ends
+    the pause first (`docs/architecture.md` §6.1)."""
+    async with ser2net_like_server() as (port, _):
+        link = await SerialTransport(f"rfc2217://127.0.0.1:{port}", 57600).open()
+        assert link.coalesce_reads(0.25)
+        assert link.coalescer is not None
+        await link.send(encode_packet(PacketType.PING, 1))  # written: close will flush
+        link.coalescer.after_read(15)
+        link.coalescer.after_read(15)
+        assert link.coalescer.pausing
+        started = time.monotonic()
+        await link.close()
+        assert time.monotonic() - started < 1.0  # was 2 s: the wait_closed timeout
+        assert link.writer.transport.is_closing()
+        assert not link.coalescer.pausing
 
 
 def test_serialx_is_the_pinned_version() -> None:

@@ -226,6 +226,30 @@ async def test_a_paced_board_that_fell_behind_skips_instead_of_bursting() -> Non
         await host.close()
 
 
+@pytest.mark.parametrize("rate_hz", [5.0, 19.0])
+async def test_a_slow_paced_board_ticks_at_its_rate(rate_hz: float) -> None:
+    """Below 1 / `MAX_BEHIND_S` (20 Hz) one tick already lies further apart than the
+    catch-up limit: the schedule must still run, not restart at every tick."""
+    board = SimulatedBoard(get_profile("firehose"), seed=1)
+    host_sock, board_sock = socket.socketpair()
+    board_reader, board_writer = await asyncio.open_connection(sock=board_sock)
+    reader, writer = await asyncio.open_connection(sock=host_sock)
+    paced = BoardRunner(board, board_reader, board_writer, loop_rate_hz=rate_hz)
+    paced.start()
+    host = Host(reader, writer)
+    try:
+        started = time.monotonic()
+        await host.event(T.DS_EVENT)
+        count = 1
+        while time.monotonic() - started < 1.0:
+            await host.event(T.DS_EVENT)
+            count += 1
+        assert abs(count - rate_hz * (time.monotonic() - started)) <= 2, count
+    finally:
+        await paced.close()
+        await host.close()
+
+
 async def test_loop_rate_is_checked() -> None:
     board = SimulatedBoard(get_profile("firehose"), seed=1)
     reader = asyncio.StreamReader()

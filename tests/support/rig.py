@@ -88,16 +88,18 @@ async def rig(
     dev: str | None = None,
     *,
     mqtt: dict[str, Any] | None = None,
+    loop_rate_hz: float | None = None,
     **device: Any,
 ) -> AsyncIterator[Rig]:
     """Serve a `profile` board on a pty and run a bridge for it as device `dev` (default:
     the profile's name) under base topic `base`; `device` adds `[[devices]]` keys and `mqtt`
-    `[mqtt]` keys. The keepalive is slowed to 30 s so PINGs do not clutter the packet log.
+    `[mqtt]` keys; `loop_rate_hz` paces the board (`BoardRunner`). The keepalive is
+    slowed to 30 s so PINGs do not clutter the packet log.
     Yields once the board is online."""
     spec = get_profile(profile) if isinstance(profile, str) else profile
     dev = dev or spec.name
     board = SimulatedBoard(spec, seed=3)
-    async with PtyBoard(board, link=tmp_path / f"tty-{dev}") as pty:
+    async with PtyBoard(board, link=tmp_path / f"tty-{dev}", loop_rate_hz=loop_rate_hz) as pty:
         settings = make_settings(
             broker,
             base,

@@ -140,6 +140,7 @@ def test_session_options_default_to_the_daemon_settings() -> None:
         "hello_timeout_ms",
         "keepalive_s",
         "keepalive_misses",
+        "read_coalesce_ms",
         "reconnect_min_s",
         "reconnect_max_s",
     )

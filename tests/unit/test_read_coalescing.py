@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from serialx.platforms.serial_rfc2217 import RFC2217SerialTransport
+from support.harness import wait_until
 
-from conduyt_bridge.device.coalescing import ReadCoalescer, can_pause_reading
+from conduyt_bridge.device.coalescing import FULL_READ, ReadCoalescer, can_pause_reading
 from conduyt_bridge.device.conduyt_device import ConduytDevice
 from conduyt_bridge.device.link import Link
 from conduyt_bridge.device.rfc2217 import Ser2netRfc2217Transport
@@ -49,38 +50,63 @@ def reading(writer: asyncio.StreamWriter) -> bool:
 async def test_a_read_on_a_quiet_link_never_pauses() -> None:
     async with stream_pair() as ((_, writer), _board):
         coalescer = ReadCoalescer(writer.transport, 0.05)
-        coalescer.after_read()
+        coalescer.after_read(15)
         await asyncio.sleep(0.06)
-        coalescer.after_read()  # 60 ms after the previous one: still a quiet link
+        coalescer.after_read(15)  # 60 ms after the previous one: still a quiet link
         assert (coalescer.pausing, coalescer.paused_reads, reading(writer)) == (False, 0, True)
 
 
 async def test_a_second_read_within_the_interval_pauses_for_the_interval() -> None:
     async with stream_pair() as ((_, writer), _board):
-        coalescer = ReadCoalescer(writer.transport, 0.05)
-        coalescer.after_read()
-        coalescer.after_read()
+        coalescer = ReadCoalescer(writer.transport, 0.5)
+        coalescer.after_read(15)
+        coalescer.after_read(15)
         assert (coalescer.pausing, coalescer.paused_reads, reading(writer)) == (True, 1, False)
-        await asyncio.sleep(0.03)
-        assert reading(writer) is False
         await asyncio.sleep(0.05)
-        assert (coalescer.pausing, reading(writer)) == (False, True)
+        assert reading(writer) is False
+        await wait_until(lambda: reading(writer), 2.0)
+        assert coalescer.pausing is False
         # the read right after the resume takes what waited: the board still streams
-        coalescer.after_read()
+        coalescer.after_read(15)
         assert (coalescer.pausing, coalescer.paused_reads) == (True, 2)
         coalescer.close()
-        assert coalescer.pausing is False
+        assert (coalescer.pausing, reading(writer)) == (False, True)
+
+
+async def test_a_large_read_is_never_followed_by_a_pause() -> None:
+    """A tty hands over at most its 4 KiB line buffer per read: after a large read more
+    may wait, so the next read must come at once whatever the interval."""
+    async with stream_pair() as ((_, writer), _board):
+        coalescer = ReadCoalescer(writer.transport, 0.5)
+        for _ in range(3):
+            coalescer.after_read(FULL_READ)
+            assert (coalescer.pausing, reading(writer)) == (False, True)
+        coalescer.after_read(FULL_READ - 1)
+        assert (coalescer.pausing, reading(writer)) == (True, False)
+
+
+async def test_close_ends_a_pause_and_pauses_no_more() -> None:
+    async with stream_pair() as ((_, writer), _board):
+        coalescer = ReadCoalescer(writer.transport, 0.5)
+        coalescer.after_read(15)
+        coalescer.after_read(15)
+        assert reading(writer) is False
+        coalescer.close()
+        assert (coalescer.pausing, reading(writer)) == (False, True)
+        coalescer.after_read(15)
+        coalescer.after_read(15)
+        assert (coalescer.pausing, reading(writer)) == (False, True)
 
 
 async def test_no_pause_while_a_command_waits_and_a_send_ends_a_pause() -> None:
     waiting = [True]
     async with stream_pair() as ((_, writer), _board):
         coalescer = ReadCoalescer(writer.transport, 0.05, prompt=lambda: waiting[0])
-        coalescer.after_read()
-        coalescer.after_read()
+        coalescer.after_read(15)
+        coalescer.after_read(15)
         assert (coalescer.pausing, reading(writer)) == (False, True)
         waiting[0] = False
-        coalescer.after_read()
+        coalescer.after_read(15)
         assert (coalescer.pausing, reading(writer)) == (True, False)
         coalescer.wake()
         assert (coalescer.pausing, reading(writer)) == (False, True)
@@ -91,13 +117,13 @@ async def test_no_pause_while_a_command_waits_and_a_send_ends_a_pause() -> None:
 async def test_a_transport_closed_during_a_pause_is_left_alone() -> None:
     async with stream_pair() as ((_, writer), _board):
         coalescer = ReadCoalescer(writer.transport, 0.02)
-        coalescer.after_read()
-        coalescer.after_read()
+        coalescer.after_read(15)
+        coalescer.after_read(15)
         writer.close()
         await asyncio.sleep(0.04)  # the resume runs on a closed transport: no error
         assert coalescer.pausing is False
-        coalescer.after_read()
-        coalescer.after_read()
+        coalescer.after_read(15)
+        coalescer.after_read(15)
         assert coalescer.pausing is False  # a closing transport is not paused again
 
 
@@ -145,12 +171,12 @@ async def read_all(link: Link, count: int) -> list[float]:
 async def test_a_link_reads_a_stream_in_few_reads_and_in_order() -> None:
     async with stream_pair() as ((reader, writer), (_, board_writer)):
         link = Link(reader, writer, CobsDeframer(), "pair")
-        assert link.coalesce_reads(0.2) is True
+        assert link.coalesce_reads(0.5) is True
         writer_task = asyncio.create_task(write_slowly(board_writer, 20))
         values = await read_all(link, 20)
         await writer_task
         assert values == [float(i) for i in range(20)]
-        # 20 frames 2 ms apart: the first read, one within 200 ms, then a pause that
+        # 20 frames 2 ms apart: the first read, one within 500 ms, then a pause that
         # collects the remaining ones (without coalescing: one read per frame)
         assert link.reads <= 3
         await link.close()
@@ -160,7 +186,7 @@ async def test_a_link_reads_a_stream_in_few_reads_and_in_order() -> None:
 async def test_a_send_reads_the_reply_at_once_during_a_pause() -> None:
     async with stream_pair() as ((reader, writer), (board_reader, board_writer)):
         link = Link(reader, writer, CobsDeframer(), "pair")
-        link.coalesce_reads(0.25)
+        link.coalesce_reads(1.0)
         for value in (1.0, 2.0):
             board_writer.write(ds_event(value))
             await board_writer.drain()
@@ -173,15 +199,20 @@ async def test_a_send_reads_the_reply_at_once_during_a_pause() -> None:
         board_writer.write(cobs_frame(encode_packet(PacketType.PONG, 7)))
         items = await link.receive_stream()
         assert [(p.type, p.seq) for p in items if isinstance(p, Packet)] == [(PacketType.PONG, 7)]
-        assert loop.time() - started < 0.2  # not held until the 250 ms pause ended
+        assert loop.time() - started < 0.5  # not held until the 1 s pause ended
 
 
-async def test_zero_turns_coalescing_off() -> None:
+async def test_zero_turns_coalescing_off_even_during_a_pause() -> None:
     async with stream_pair() as ((reader, writer), _board):
         link = Link(reader, writer, CobsDeframer(), "pair")
-        assert link.coalesce_reads(0.05) is True
+        assert link.coalesce_reads(0.5) is True
+        assert link.coalescer is not None
+        link.coalescer.after_read(15)
+        link.coalescer.after_read(15)
+        assert reading(writer) is False
         assert link.coalesce_reads(0) is False
         assert link.coalescer is None
+        assert reading(writer) is True  # the pause ended with it, not left for good
 
 
 @pytest.mark.parametrize("value", [-1.0, 250.5])
