@@ -116,7 +116,8 @@ class DeviceConfig(BaseModel):
     keepalive_s: float = Field(default=5.0, ge=0)
     keepalive_misses: int = Field(default=3, ge=1)
     read_coalesce_ms: float = Field(default=1.0, ge=0, le=MAX_READ_COALESCE_MS)
-    """While the board streams, read its link at most once per this many ms (0: at once)."""
+    """While the board streams, pause reading its link this many ms after a small read
+    (0: never; `conduyt_bridge.device.coalescing`)."""
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     string_encoding: Literal["u16_prefix", "raw", "nul"] = "u16_prefix"

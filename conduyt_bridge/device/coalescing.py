@@ -1,4 +1,4 @@
-"""Read coalescing: while a board streams, its link is read at most once per interval.
+"""Read coalescing: while a board streams, reading its link pauses after each small read.
 
 A streaming board wakes the bridge for every few frames: a USB-CDC board's bytes reach
 the tty in 64- to 128-byte USB transfers, a pty or a socket on every write, so each read

@@ -70,9 +70,10 @@ class ConduytDevice:
     each command's wait for its reply. `hello_timeout_ms` bounds one HELLO of the
     handshake (six are tried, `docs/protocol.md` §3.5). After `keepalive_s` seconds
     without traffic a PING is sent (`keepalive_s` 0: never), and `keepalive_misses`
-    unanswered in a row end the link. While the board streams, its link is read at most
-    once per `read_coalesce_ms` ms (0 to 250; 0 reads as soon as bytes arrive), so one
-    read carries many frames; a reply is never held back (`docs/library.md` §1). With
+    unanswered in a row end the link. While the board streams, reading its link pauses
+    `read_coalesce_ms` ms after each small read (0 to 250; 0 reads as soon as bytes
+    arrive), so one read carries many frames; a reply is never held back
+    (`docs/library.md` §1). With
     `auto_reconnect`, a lost link is reopened with a backoff from `reconnect_min_s`
     doubling to `reconnect_max_s` seconds, until `auto_reconnect` is set to False, and the
     pin modes and subscriptions set through the device are set again.

@@ -42,12 +42,15 @@ class Link:
     coalescer: ReadCoalescer | None = None
     """Set by `coalesce_reads`; None: every read follows the bytes' arrival at once."""
     _closed: bool = field(default=False, repr=False)
+    _drained: int = field(default=0, repr=False)
+    """Bytes of the reads since the stream's buffer was last empty: what the transport's
+    own read brought, which `READ_CHUNK` slices."""
 
     def coalesce_reads(self, interval_s: float, prompt: Callable[[], bool] = lambda: False) -> bool:
-        """While the board streams, read at most once per `interval_s` seconds, except
-        while `prompt()` is true (`conduyt_bridge.device.coalescing`; 0 turns it off);
-        `send` ends a pause. Call from the event loop. Returns False, and reads as
-        before, when the transport cannot pause reading."""
+        """While the board streams, pause reading `interval_s` seconds after each small
+        read, except while `prompt()` is true (`conduyt_bridge.device.coalescing`; 0
+        turns it off); `send` ends a pause. Call from the event loop. Returns False, and
+        reads as before, when the transport cannot pause reading."""
         if self.coalescer is not None:
             self.coalescer.close()
             self.coalescer = None
@@ -77,8 +80,11 @@ class Link:
         self.bytes_in += len(data)
         self.reads += 1
         self.buffered = len(data) == READ_CHUNK
-        if self.coalescer is not None and not self.buffered:
-            self.coalescer.after_read(len(data))
+        self._drained += len(data)
+        if not self.buffered:
+            if self.coalescer is not None:
+                self.coalescer.after_read(self._drained)
+            self._drained = 0
         return self.deframer.feed_stream(data)
 
     async def send(self, packet: bytes) -> None:

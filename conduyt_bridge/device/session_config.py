@@ -53,8 +53,8 @@ class SessionConfig(Protocol):
 
     @property
     def read_coalesce_ms(self) -> float:
-        """While the board streams, its link is read at most once per this many ms
-        (`conduyt_bridge.device.coalescing`); 0 reads as soon as bytes arrive."""
+        """While the board streams, reading its link pauses this many ms after each small
+        read (`conduyt_bridge.device.coalescing`); 0 reads as soon as bytes arrive."""
         ...
 
     @property

@@ -28,6 +28,10 @@ STALL_POLL_S = 0.01
 BURST_S = 0.001
 """With `loop_rate_hz`: the ticks of this many seconds go out in one write, seconds."""
 
+MAX_TICKS_PER_PASS = 2048
+"""With `loop_rate_hz`: ticks run in one pass of the event loop at most (about 10 ms of
+CPU), so a very high rate cannot block a loop the board shares with a host."""
+
 MAX_BEHIND_S = 0.05
 """With `loop_rate_hz`: a runner this far behind its schedule (the host stopped reading
 and the write blocked, or the machine is overloaded) drops the missed ticks instead of
@@ -204,8 +208,10 @@ class BoardRunner:
             now = clock()
             due = int((now - start) * rate_hz) - done
             if due > 0 and now - (start + (done + 1) / rate_hz) > MAX_BEHIND_S:
-                # the oldest due tick is more than MAX_BEHIND_S late: skip, start over
-                start, done, due = now, 0, 0
+                # the oldest due tick is more than MAX_BEHIND_S late: skip the backlog, run
+                # the tick that is due now, and keep the schedule from here
+                start, done, due = now - 1 / rate_hz, 0, 1
+            due = min(due, MAX_TICKS_PER_PASS)
             # each tick at its own time on the schedule, as the sketch's loop would see it
             out = b"".join(board.tick(start + (done + k + 1) / rate_hz) for k in range(due))
             done += due

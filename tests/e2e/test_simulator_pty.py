@@ -37,6 +37,7 @@ from conduyt_bridge.simulator import command as sim_command
 from conduyt_bridge.simulator.ptyboard import PtyBoard
 from conduyt_bridge.simulator.runner import (
     MAX_BEHIND_S,
+    MAX_TICKS_PER_PASS,
     BoardRunner,
     open_in_process,
     run_tcp_client,
@@ -248,6 +249,50 @@ async def test_a_slow_paced_board_ticks_at_its_rate(rate_hz: float) -> None:
     finally:
         await paced.close()
         await host.close()
+
+
+async def test_a_very_fast_paced_board_does_not_block_the_event_loop() -> None:
+    """At a million loop iterations a second the simulator cannot keep up; it must still
+    run at most `MAX_TICKS_PER_PASS` ticks per pass of the event loop, so a host sharing
+    the loop (an in-process test bridge) keeps running. Counted, not timed: a task
+    bumps a marker on every pass, and each tick notes the marker it ran under."""
+    board = SimulatedBoard(get_profile("firehose"), seed=1)
+    passes = [0]
+    ticks_per_pass: dict[int, int] = {}
+    tick = board.tick
+
+    def counted_tick(now: float) -> bytes:
+        ticks_per_pass[passes[0]] = ticks_per_pass.get(passes[0], 0) + 1
+        return tick(now)
+
+    board.tick = counted_tick  # type: ignore[method-assign]
+
+    async def mark_passes() -> None:
+        while True:
+            passes[0] += 1
+            await asyncio.sleep(0)
+
+    host_sock, board_sock = socket.socketpair()
+    board_reader, board_writer = await asyncio.open_connection(sock=board_sock)
+    reader, writer = await asyncio.open_connection(sock=host_sock)
+    paced = BoardRunner(board, board_reader, board_writer, loop_rate_hz=1_000_000)
+    marker = asyncio.create_task(mark_passes())
+    drain = asyncio.create_task(_drain(reader))
+    paced.start()
+    try:
+        await asyncio.sleep(0.5)
+        assert sum(ticks_per_pass.values()) > 4 * MAX_TICKS_PER_PASS
+        assert max(ticks_per_pass.values()) <= MAX_TICKS_PER_PASS
+    finally:
+        marker.cancel()
+        drain.cancel()
+        await paced.close()
+        writer.close()
+
+
+async def _drain(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
 
 
 async def test_loop_rate_is_checked() -> None:

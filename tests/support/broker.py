@@ -76,9 +76,11 @@ def shipped_broker(binary: str, users: tuple[str, ...]) -> MosquittoProcess:
         for secret in (passwd, tmp / "acl"):
             secret.chmod(0o600)
         conf = (DEPLOY_MOSQUITTO / "mosquitto.conf").read_text(encoding="utf-8")
-        conf = re.sub(
+        conf, listeners = re.subn(
             r"^listener 1883$", f"listener {process.port} {process.host}", conf, flags=re.M
         )
+        if listeners != 1:
+            raise RuntimeError("the shipped mosquitto.conf has no single 'listener 1883' line")
         conf = conf.replace("/mosquitto/secrets/", f"{tmp}/")
         conf = conf.replace("/mosquitto/data/", f"{process.data_dir}/")
         # Our log settings are added by write_config; drop the file's own.

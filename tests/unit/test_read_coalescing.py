@@ -183,6 +183,29 @@ async def test_a_link_reads_a_stream_in_few_reads_and_in_order() -> None:
         assert link.coalescer is not None and link.coalescer.pausing is False
 
 
+async def test_a_large_transport_read_sliced_by_the_link_is_not_followed_by_a_pause() -> None:
+    """The link takes 4 KiB slices of what the transport read (a socket reads up to
+    256 KiB at once): the size that counts is the whole, not its last slice."""
+    async with stream_pair() as ((reader, writer), (_, board_writer)):
+        link = Link(reader, writer, CobsDeframer(), "pair")
+        link.coalesce_reads(0.5)
+        board_writer.write(ds_event(0.0))
+        await board_writer.drain()
+        await link.receive_stream()
+        burst = b""
+        while len(burst) < 8192 + 500:  # ~8.7 KB at once: two whole slices and a small one
+            burst += ds_event(float(len(burst)))
+        board_writer.write(burst)
+        await board_writer.drain()
+        await asyncio.sleep(0.05)  # all of it in the stream's buffer
+        sizes: list[int] = []
+        while sum(sizes) < len(burst):
+            await link.receive_stream()
+            sizes.append(link.bytes_in - 15 - sum(sizes))
+        assert sizes[-1] < FULL_READ <= len(burst)  # a small last slice ...
+        assert link.coalescer is not None and not link.coalescer.pausing  # ... no pause
+
+
 async def test_a_send_reads_the_reply_at_once_during_a_pause() -> None:
     async with stream_pair() as ((reader, writer), (board_reader, board_writer)):
         link = Link(reader, writer, CobsDeframer(), "pair")
